@@ -1,0 +1,37 @@
+# communiques: `make run` serves the embedded corpus, `make test` runs the test suite.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+BIN := $(VENV)/bin
+INDEX ?= var/index
+MODEL ?= var/model.pkl
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+.PHONY: setup run index model test lint clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	touch $@
+
+index: setup
+	$(BIN)/communiques ingest corpus --index $(INDEX) --prune --quiet || [ $$? -eq 1 ]
+
+model: setup index
+	@if [ ! -f $(MODEL) ]; then $(BIN)/communiques train --corpus corpus --model $(MODEL); fi
+
+run: model
+	$(BIN)/communiques serve --index $(INDEX) --model $(MODEL) --host $(HOST) --port $(PORT)
+
+lint: setup
+	$(BIN)/ruff check .
+
+test: setup
+	$(BIN)/ruff check .
+	$(BIN)/pytest -q
+
+clean:
+	rm -rf var .pytest_cache

@@ -1,0 +1,1 @@
+"""Indexing side of communiques: documents, French analysis, schema, ingest and search."""

@@ -1,0 +1,259 @@
+"""The one French analysis, shared by the index, the queries and the tag suggester.
+
+Each kept word of a text becomes a :class:`Word` holding its character offsets in the
+original text and the index terms it produces:
+
+* the folded spaCy lemma (``développé`` in context → ``developper``),
+* the folded surface form (``numériques`` → ``numeriques``),
+* a light Snowball stem, in its own namespace (``~numer``).
+
+A lone query word has no sentence context, so spaCy may lemmatise it differently from the same
+word inside a document; the surface form and the stem are what make a query word meet its
+inflections anyway. Queries use the same :func:`analyze` as documents, so both sides agree.
+
+Highlighting must not re-run spaCy per hit: :func:`light_words` tokenises with a regular
+expression into the same folded surface forms and stems, keeping the original offsets.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import unicodedata
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+
+from whoosh.analysis import Token, Tokenizer
+from whoosh.lang.snowball.french import FrenchStemmer
+
+STEM_PREFIX = "~"
+"""Stems share a field with plain terms; the prefix keeps them from meeting plain terms,
+prefix queries and typo expansion."""
+
+SPACY_MODEL = "fr_core_news_sm"
+
+# Kept short on purpose: the usual French lists hold content words ("deux", "nouveau", "plus",
+# "premier") that matter in press-release titles. Folded forms.
+STOP_WORDS: frozenset[str] = frozenset(
+    ["a", "au", "aux", "avec", "c", "ce", "ceci", "cela", "ces", "cet", "cette", "d", "dans", "de", "des", "du", "elle", "elles", "en", "et", "etre", "eu", "il", "ils", "j", "je", "l", "la", "le", "les", "leur", "leurs", "lui", "m", "ma", "mais", "me", "mes", "meme", "moi", "mon", "n", "ne", "nos", "notre", "nous", "on", "ont", "ou", "par", "pas", "pour", "qu", "que", "qui", "s", "sa", "se", "ses", "si", "son", "sont", "sur", "t", "ta", "te", "tes", "toi", "ton", "tu", "un", "une", "vos", "votre", "vous", "y", "est", "ete", "etait", "etaient", "sera", "seront", "avoir", "ai", "as", "avons", "avez", "ont", "eux", "ni", "or", "car", "donc", "dont", "quoi", "lorsque", "puisque", "ceux", "celle", "celles", "celui", "leurs"]
+)
+
+_ELISION = re.compile(
+    r"^(?:l|d|j|m|n|s|t|c|qu|jusqu|lorsqu|puisqu|quoiqu|presqu)['’]", re.IGNORECASE
+)
+_EDGE_JUNK = re.compile(r"^[^\w]+|[^\w+]+$")
+_SPLIT_PARTS = re.compile(r"[^\w]+")
+_LIGATURES = str.maketrans({"œ": "oe", "Œ": "OE", "æ": "ae", "Æ": "AE", "’": "'", "ß": "ss"})
+# Light tokenizer for highlighting: words with inner . - + ' ’ / @ kept together, like spaCy.
+_LIGHT_TOKEN = re.compile(r"\w+(?:[.\-+'’/@]\w+)*\+?")
+
+_stemmer = FrenchStemmer()
+
+
+def fold(text: str) -> str:
+    """Lower-case, strip accents and ligatures: ``État`` → ``etat``, ``cœur`` → ``coeur``."""
+    text = text.translate(_LIGATURES).lower()
+    decomposed = unicodedata.normalize("NFKD", text)
+    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+
+
+@lru_cache(maxsize=200_000)
+def stem(word: str) -> str:
+    """Snowball French stem of a lower-case word, folded afterwards (the stemmer wants accents)."""
+    return fold(_stemmer.stem(word))
+
+
+@dataclass(frozen=True, slots=True)
+class Word:
+    """One kept word: where it stands in the original text and the terms it is indexed under."""
+
+    text: str
+    start: int
+    end: int
+    terms: tuple[str, ...]
+    """Plain terms: folded lemma, folded surface form, and for compounds their parts."""
+    stem: str | None
+    """Stem term (with :data:`STEM_PREFIX`), or None for numbers, acronyms and compounds."""
+
+    @property
+    def surface(self) -> str:
+        """The folded surface form: always the first plain term."""
+        return self.terms[0]
+
+    def all_terms(self) -> tuple[str, ...]:
+        return self.terms + ((self.stem,) if self.stem else ())
+
+
+def _strip(text: str, start: int) -> tuple[str, int]:
+    """Drop elisions (``l’``, ``qu'``) and edge punctuation, keeping offsets right."""
+    m = _ELISION.match(text)
+    if m:
+        text, start = text[m.end() :], start + m.end()
+    m = _EDGE_JUNK.match(text)
+    if m and m.end():
+        text, start = text[m.end() :], start + m.end()
+    text = _EDGE_JUNK.sub("", text) if text else text
+    if text.endswith("+") and not text.rstrip("+"):
+        return "", start
+    return text, start
+
+
+def _is_stemmable(text: str) -> bool:
+    """Acronyms (``DINUM``), numbers and compounds keep their exact form only."""
+    if any(ch.isdigit() for ch in text):
+        return False
+    if len(text) > 1 and text.isupper():
+        return False
+    return not _SPLIT_PARTS.search(text.rstrip("+"))
+
+
+def make_word(text: str, start: int, lemma: str | None) -> Word | None:
+    """Build the :class:`Word` for one raw token, or None when it is punctuation or a stop word."""
+    text, start = _strip(text, start)
+    if not text:
+        return None
+    surface = fold(text)
+    if surface in STOP_WORDS:
+        return None
+    terms = [surface]
+    if lemma:
+        lem = fold(lemma)
+        lem_stripped, _ = _strip(lem, 0)
+        if lem_stripped and lem_stripped not in terms and lem_stripped not in STOP_WORDS:
+            terms.append(lem_stripped)
+    core = surface.rstrip("+")
+    if core != surface:
+        terms.append(core)
+    if _SPLIT_PARTS.search(core):
+        for part in _SPLIT_PARTS.split(core):
+            if part and part not in terms:
+                terms.append(part)
+    stem_term = STEM_PREFIX + stem(text.lower().rstrip("+")) if _is_stemmable(text) else None
+    return Word(text=text, start=start, end=start + len(text), terms=tuple(terms), stem=stem_term)
+
+
+class _Pipeline:
+    """spaCy, loaded once per process and only when first needed (loading takes seconds)."""
+
+    def __init__(self) -> None:
+        self._nlp = None
+        self._lock = threading.Lock()
+
+    @property
+    def nlp(self):  # noqa: ANN201 - spacy.Language, imported lazily
+        if self._nlp is None:
+            with self._lock:
+                if self._nlp is None:
+                    import spacy
+
+                    self._nlp = spacy.load(
+                        SPACY_MODEL, disable=["parser", "ner", "senter"]
+                    )
+        return self._nlp
+
+
+_pipeline = _Pipeline()
+
+
+def _words_from_doc(doc) -> list[Word]:  # noqa: ANN001 - spacy Doc
+    words = []
+    for tok in doc:
+        if tok.is_space or tok.is_punct and not any(ch.isalnum() for ch in tok.text):
+            continue
+        w = make_word(tok.text, tok.idx, tok.lemma_)
+        if w is not None:
+            words.append(w)
+    return words
+
+
+def analyze(text: str) -> list[Word]:
+    """Analyse one text (a query, a draft) with the full pipeline."""
+    if not text or not text.strip():
+        return []
+    return _words_from_doc(_pipeline.nlp(text))
+
+
+def analyze_many(texts: Sequence[str], batch_size: int = 32, n_process: int = 1) -> Iterator[list[Word]]:
+    """Analyse many texts through ``nlp.pipe``: the batched path used by ingest and training."""
+    nlp = _pipeline.nlp
+    for doc in nlp.pipe(texts, batch_size=batch_size, n_process=n_process):
+        yield _words_from_doc(doc)
+
+
+@lru_cache(maxsize=4096)
+def analyze_query(text: str) -> tuple[Word, ...]:
+    """Query analysis, cached: visitors type the same prefixes again and again."""
+    return tuple(analyze(text))
+
+
+def light_words(text: str) -> Iterator[Word]:
+    """Regex tokenisation into the same folded forms and stems, without spaCy (for highlighting)."""
+    for m in _LIGHT_TOKEN.finditer(text):
+        w = make_word(m.group(), m.start(), None)
+        if w is not None:
+            yield w
+
+
+def terms_of(words: Iterable[Word]) -> list[str]:
+    """Flat list of every term, for bag-of-words consumers such as the tag suggester."""
+    out: list[str] = []
+    for w in words:
+        out.extend(w.all_terms())
+    return out
+
+
+class AnalysedText(str):
+    """A text carrying its analysis, so Whoosh (which only accepts strings) can be fed words
+    computed in a batch by :func:`analyze_many` instead of re-running spaCy per field."""
+
+    words: tuple[Word, ...]
+
+    def __new__(cls, text: str, words: Sequence[Word]) -> AnalysedText:
+        obj = super().__new__(cls, text)
+        obj.words = tuple(words)
+        return obj
+
+
+class FrenchTokenizer(Tokenizer):
+    """Whoosh tokenizer over :func:`analyze`.
+
+    Accepts either a plain string, analysed on the spot, or an :class:`AnalysedText` already
+    analysed by :func:`analyze_many`, which is how ingest feeds batched spaCy output to Whoosh. Every term of a
+    word shares that word's position, so phrases work on any of them.
+    """
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, FrenchTokenizer)
+
+    def __hash__(self) -> int:
+        return hash(type(self))
+
+    def __call__(  # noqa: PLR0913 - Whoosh's tokenizer protocol
+        self,
+        value,  # noqa: ANN001
+        positions: bool = False,
+        chars: bool = False,
+        keeporiginal: bool = False,
+        removestops: bool = True,
+        start_pos: int = 0,
+        start_char: int = 0,
+        tokenize: bool = True,
+        mode: str = "",
+        **kwargs,  # noqa: ANN003
+    ) -> Iterator[Token]:
+        words = value.words if isinstance(value, AnalysedText) else analyze(value)
+        for pos, w in enumerate(words, start_pos):
+            for term in w.all_terms():
+                t = Token(positions, chars, removestops=removestops, mode=mode)
+                t.text = term
+                t.boost = 1.0
+                t.stopped = False
+                if keeporiginal:
+                    t.original = w.text
+                if positions:
+                    t.pos = pos
+                if chars:
+                    t.startchar = start_char + w.start
+                    t.endchar = start_char + w.end
+                yield t

@@ -1,0 +1,333 @@
+"""Jekyll markdown files (YAML front matter + kramdown body) → :class:`Document`.
+
+The site's files are messy in known ways: titles with ``&nbsp;`` and folded line breaks, tags as
+a list, a string or absent, kramdown attribute lists (``{: .text-center}``) and raw HTML in the
+body. Everything a reader would not see as text is dropped here, once, so the index, the
+snippets and the tag suggester all work on the same clean text.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import html
+import os
+import re
+from dataclasses import asdict, dataclass, field
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any
+
+import frontmatter
+import yaml
+from markdown_it import MarkdownIt
+
+MAX_FILE_BYTES = 5 * 1024 * 1024
+"""Larger files are rejected: a real communiqué is a few kilobytes."""
+
+DEFAULT_PERMALINKS = {
+    "communiques": "/espace-presse/{id}/",
+    "actualites": "/actualites/{id}/",
+    "evenements": "/agenda/{id}/",
+}
+
+
+class DocumentError(Exception):
+    """A file that cannot become a document; the message names the file and the reason."""
+
+    def __init__(self, path: str | os.PathLike[str], reason: str) -> None:
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(f"{self.path}: {reason}")
+
+
+@dataclass
+class Attachment:
+    """A file attached to a communiqué (press kit PDF), as named in the front matter."""
+
+    path: str
+    name: str = ""
+    text: str = ""
+    error: str = ""
+
+
+@dataclass
+class Document:
+    """One communiqué, actualité or évènement, ready to be analysed and indexed."""
+
+    id: str
+    collection: str
+    path: str
+    url: str
+    title: str
+    date: dt.datetime
+    tags: list[str] = field(default_factory=list)
+    categories: list[str] = field(default_factory=list)
+    chapeau: str = ""
+    body: str = ""
+    attachments: list[Attachment] = field(default_factory=list)
+    published: bool = True
+    hash: str = ""
+
+    @property
+    def year(self) -> int:
+        return self.date.year
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["date"] = self.date.isoformat()
+        return d
+
+
+def permalink(collection: str, doc_id: str, patterns: dict[str, str] | None = None) -> str:
+    """The public URL of a document, built like the site's permalinks.
+
+    Patterns come from ``COMMUNIQUES_PERMALINKS`` (``collection=/pattern/{id}/,...``) when set,
+    and are prefixed with ``COMMUNIQUES_SITE_URL`` (empty: relative URLs).
+    """
+    if patterns is None:
+        patterns = dict(DEFAULT_PERMALINKS)
+        for item in os.environ.get("COMMUNIQUES_PERMALINKS", "").split(","):
+            if "=" in item:
+                key, _, pattern = item.partition("=")
+                patterns[key.strip()] = pattern.strip()
+    pattern = patterns.get(collection, "/" + collection + "/{id}/")
+    return os.environ.get("COMMUNIQUES_SITE_URL", "").rstrip("/") + pattern.format(id=doc_id)
+
+
+# --- markdown to text -------------------------------------------------------------------------
+
+_IAL = re.compile(r"\{:{1,2}[^}\n]*?[})]")
+_BLOCK_TAGS = frozenset(
+    ["p", "div", "br", "li", "ul", "ol", "h1", "h2", "h3", "h4", "h5", "h6", "tr", "td", "th", "table", "blockquote", "section", "article", "pre", "hr"]
+)
+_md = MarkdownIt("commonmark", {"html": True}).enable("table")
+
+
+class _TextExtractor(HTMLParser):
+    """HTML → text, with a line break at block boundaries; script and style are dropped."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+        self._skip = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in ("script", "style"):
+            self._skip += 1
+        elif tag in _BLOCK_TAGS:
+            self.parts.append("\n")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in ("script", "style"):
+            self._skip = max(0, self._skip - 1)
+        elif tag in _BLOCK_TAGS:
+            self.parts.append("\n")
+
+    def handle_data(self, data: str) -> None:
+        if not self._skip:
+            self.parts.append(data)
+
+
+def markdown_to_text(source: str) -> str:
+    """Kramdown body → plain text paragraphs (attribute lists and HTML tags removed)."""
+    extractor = _TextExtractor()
+    extractor.feed(_md.render(_IAL.sub("", source)))
+    extractor.close()
+    text = "".join(extractor.parts).replace("\xa0", " ")
+    lines = (re.sub(r"[ \t]+", " ", line).strip() for line in text.split("\n"))
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
+
+
+def _inline_text(value: str) -> str:
+    """A one-line field (title): entities decoded, markup and line breaks flattened."""
+    return re.sub(r"\s+", " ", markdown_to_text(html.unescape(value))).strip()
+
+
+# --- front matter fields ---------------------------------------------------------------------
+
+
+class _Loader(yaml.SafeLoader):
+    """Safe YAML, except that an impossible date (``2023-13-45``) stays text instead of
+    failing the whole file: only the fields we use decide whether a file is rejected."""
+
+
+def _timestamp_or_text(loader: yaml.SafeLoader, node: yaml.Node) -> object:
+    try:
+        return yaml.constructor.SafeConstructor.construct_yaml_timestamp(loader, node)
+    except ValueError:
+        return loader.construct_scalar(node)
+
+
+_Loader.add_constructor("tag:yaml.org,2002:timestamp", _timestamp_or_text)
+
+
+class _Handler(frontmatter.YAMLHandler):
+    def load(self, fm: str, **kwargs: object) -> Any:
+        return yaml.load(fm, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
+
+
+_HANDLER = _Handler()
+
+
+
+def _text_field(meta: dict[str, Any], name: str, path: str, required: bool = False) -> str:
+    value = meta.get(name)
+    if value is None:
+        if required:
+            raise DocumentError(path, f"field '{name}' is missing")
+        return ""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str):
+        raise DocumentError(path, f"field '{name}': expected text, got {type(value).__name__}")
+    if required and not value.strip():
+        raise DocumentError(path, f"field '{name}' is empty")
+    return value
+
+
+def _list_field(meta: dict[str, Any], name: str, path: str) -> list[str]:
+    """Tags and categories: a list, a single string (comma separated) or absent."""
+    value = meta.get(name)
+    if value is None:
+        return []
+    if isinstance(value, str):
+        items: list[Any] = value.split(",")
+    elif isinstance(value, list):
+        items = value
+    else:
+        raise DocumentError(
+            path, f"field '{name}': expected a list or text, got {type(value).__name__}"
+        )
+    out = []
+    for item in items:
+        if isinstance(item, (int, float)) and not isinstance(item, bool):
+            item = str(item)
+        if not isinstance(item, str):
+            raise DocumentError(
+                path, f"field '{name}': items must be text, got {type(item).__name__}"
+            )
+        item = re.sub(r"\s+", " ", html.unescape(item)).strip()
+        if item and item not in out:
+            out.append(item)
+    return out
+
+
+def _date_field(meta: dict[str, Any], path: str) -> dt.datetime:
+    value = meta.get("date")
+    if value is None:
+        raise DocumentError(path, "field 'date' is missing")
+    if isinstance(value, dt.datetime):
+        parsed = value
+    elif isinstance(value, dt.date):
+        parsed = dt.datetime(value.year, value.month, value.day)
+    elif isinstance(value, str):
+        try:
+            parsed = dt.datetime.fromisoformat(value.strip().replace(" +", "+").replace(" -", "-"))
+        except ValueError:
+            raise DocumentError(path, f"field 'date': {value!r} is not a date") from None
+    else:
+        raise DocumentError(path, f"field 'date': expected a date, got {type(value).__name__}")
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=dt.UTC)
+    return parsed
+
+
+def _attachments(meta: dict[str, Any], path: str) -> list[Attachment]:
+    found: list[Attachment] = []
+    single = meta.get("communique_file")
+    if isinstance(single, str) and single.strip():
+        found.append(Attachment(path=single.strip(), name="Communiqué de presse"))
+    files = meta.get("files")
+    if isinstance(files, list):
+        for item in files:
+            if isinstance(item, str) and item.strip():
+                found.append(Attachment(path=item.strip()))
+            elif isinstance(item, dict) and isinstance(item.get("file"), str):
+                name = item.get("nom") or item.get("name") or ""
+                found.append(Attachment(path=item["file"].strip(), name=str(name)))
+    seen: set[str] = set()
+    return [a for a in found if not (a.path in seen or seen.add(a.path))]
+
+
+def _published(meta: dict[str, Any]) -> bool:
+    value = meta.get("published", True)
+    if isinstance(value, str):
+        return value.strip().lower() not in ("false", "no", "non", "0")
+    return bool(value)
+
+
+# --- entry points -----------------------------------------------------------------------------
+
+
+def read_source(path: Path, max_bytes: int = MAX_FILE_BYTES) -> str:
+    """Read a file as UTF-8 text, rejecting what is not a text file with a clear reason."""
+    try:
+        size = path.stat().st_size
+        if size > max_bytes:
+            raise DocumentError(path, f"file too large ({size:,} bytes, limit {max_bytes:,})")
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise DocumentError(path, f"unreadable: {exc.strerror or exc}") from None
+    return decode_source(raw, path)
+
+
+def decode_source(raw: bytes, path: str | os.PathLike[str]) -> str:
+    if b"\x00" in raw[:8192]:
+        raise DocumentError(path, "binary file (contains NUL bytes)")
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise DocumentError(path, f"not UTF-8 (invalid byte at offset {exc.start})") from None
+
+
+def content_hash(source: str) -> str:
+    return hashlib.sha256(source.encode("utf-8")).hexdigest()
+
+
+def parse_text(
+    source: str, doc_id: str, collection: str, path: str = "", url: str | None = None
+) -> Document:
+    """Parse the text of one markdown file. ``path`` only serves error messages and display."""
+    where = path or doc_id
+    if not source.lstrip().startswith("---"):
+        raise DocumentError(where, "no YAML front matter (the file must start with ---)")
+    if len(re.findall(r"^-{3,}\s*$", source, re.MULTILINE)) < 2:
+        raise DocumentError(where, "front matter is not closed by a --- line")
+    try:
+        post = frontmatter.loads(source, handler=_HANDLER)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f" at line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise DocumentError(where, f"invalid YAML front matter{at}: {problem}") from None
+    except Exception as exc:  # noqa: BLE001 - any parser failure is this file's problem only
+        raise DocumentError(where, f"invalid front matter: {exc}") from None
+    meta = post.metadata
+    if not isinstance(meta, dict):
+        raise DocumentError(where, "front matter is not a mapping of fields")
+    title = _inline_text(_text_field(meta, "title", where, required=True))
+    if not title:
+        raise DocumentError(where, "field 'title' is empty")
+    chapeau_src = _text_field(meta, "chapeau-text", where) or _text_field(meta, "chapeau", where)
+    return Document(
+        id=doc_id,
+        collection=collection,
+        path=path,
+        url=url if url is not None else permalink(collection, doc_id),
+        title=title,
+        date=_date_field(meta, where),
+        tags=_list_field(meta, "tags", where),
+        categories=_list_field(meta, "categories", where),
+        chapeau=markdown_to_text(chapeau_src),
+        body=markdown_to_text(post.content),
+        attachments=_attachments(meta, where),
+        published=_published(meta),
+        hash=content_hash(source),
+    )
+
+
+def parse_file(path: Path) -> Document:
+    """Parse one file: id = the file's stem, collection = its folder's name."""
+    source = read_source(path)
+    return parse_text(source, path.stem, path.parent.name, str(path))

@@ -1,0 +1,270 @@
+"""Ingest: files → documents → batched French analysis → Whoosh, incrementally and safely.
+
+A file whose content hash is already in the index is skipped before any parsing. A bad file is
+rejected with its reason and never stops the others. Documents are committed in batches; each
+commit is atomic in Whoosh (new segments, then the table of contents), so an interrupted ingest
+leaves the last committed index, with every document either in its old or its new state.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import sys
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tqdm import tqdm
+from whoosh.index import Index
+from whoosh.writing import IndexWriter
+
+from indexer.analysis import AnalysedText, Word, analyze_many
+from indexer.document import Document, DocumentError, content_hash, parse_text, read_source
+from models.vocabulary import Vocabulary
+
+MARKDOWN_SUFFIXES = (".md", ".markdown")
+NOT_DOCUMENTS = frozenset({"readme.md", "changelog.md", "license.md", "contributing.md"})
+"""Markdown files that describe a folder rather than being a communiqué."""
+
+
+class IngestError(Exception):
+    """A usage problem that stops the whole ingest (missing path, index locked)."""
+
+
+@dataclass
+class IngestReport:
+    """What an ingest did; ``rejected`` holds (file, reason) pairs."""
+
+    added: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    pruned: list[str] = field(default_factory=list)
+    rejected: list[tuple[str, str]] = field(default_factory=list)
+
+    def summary(self) -> str:
+        return (
+            f"added {len(self.added)}, updated {len(self.updated)}, "
+            f"unchanged {len(self.unchanged)}, pruned {len(self.pruned)}, "
+            f"rejected {len(self.rejected)}"
+        )
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "added": len(self.added),
+            "updated": len(self.updated),
+            "unchanged": len(self.unchanged),
+            "pruned": len(self.pruned),
+            "rejected": [{"path": p, "reason": r} for p, r in self.rejected],
+        }
+
+
+def find_files(paths: Sequence[Path]) -> Iterator[Path]:
+    """Markdown files under the given paths, recursively, without following directory links
+    (a symlink loop cannot trap the walk) and skipping hidden folders."""
+    for root in paths:
+        if root.is_file():
+            yield root
+            continue
+        if not root.is_dir():
+            raise IngestError(f"{root}: no such file or directory")
+        for folder, dirs, files in os.walk(root, followlinks=False):
+            dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+            for name in sorted(files):
+                if (
+                    name.endswith(MARKDOWN_SUFFIXES)
+                    and not name.startswith(".")
+                    and name.lower() not in NOT_DOCUMENTS
+                ):
+                    yield Path(folder) / name
+
+
+def collection_of(path: Path) -> str:
+    """The folder a file sits in; Jekyll's ``_collection`` folders lose their underscore."""
+    return path.parent.name.lstrip("_") or "communiques"
+
+
+def _utc_naive(value: dt.datetime) -> dt.datetime:
+    return value.astimezone(dt.UTC).replace(tzinfo=None)
+
+
+def _texts(doc: Document) -> list[str]:
+    attachment = "\n\n".join(a.text for a in doc.attachments if a.text)
+    return [doc.title, doc.chapeau, doc.body, attachment]
+
+
+def analyse_documents(docs: Sequence[Document], n_process: int = 1) -> list[list[list[Word]]]:
+    """One spaCy pass over every field of every document, batched through ``nlp.pipe``."""
+    flat = [t for d in docs for t in _texts(d)]
+    words = list(analyze_many(flat, n_process=n_process))
+    return [words[i * 4 : i * 4 + 4] for i in range(len(docs))]
+
+
+def write_document(
+    writer: IndexWriter, doc: Document, fields: list[list[Word]], vocabulary: Vocabulary
+) -> None:
+    """Add or replace one analysed document (``update_document`` on the unique id)."""
+    title, chapeau, body, attachment = (
+        AnalysedText(text, words) for text, words in zip(_texts(doc), fields, strict=True)
+    )
+    writer.update_document(
+        id=doc.id,
+        path=doc.path,
+        url=doc.url,
+        collection=doc.collection,
+        tag=",".join(vocabulary.keys(doc.tags)),
+        tags=list(doc.tags),
+        category=",".join(vocabulary.keys(doc.categories)),
+        categories=list(doc.categories),
+        title=title,
+        _stored_title=str(title),
+        chapeau=chapeau,
+        _stored_chapeau=str(chapeau),
+        body=body,
+        _stored_body=str(body),
+        attachment=attachment,
+        _stored_attachment=str(attachment),
+        attachments=[{"path": a.path, "name": a.name, "error": a.error} for a in doc.attachments],
+        date=_utc_naive(doc.date),
+        date_iso=doc.date.isoformat(),
+        year=str(doc.date.year),
+        published=doc.published,
+        hash=doc.hash,
+    )
+
+
+def indexed_state(ix: Index) -> dict[str, tuple[str, str]]:
+    """``id → (content hash, path)`` of every indexed document."""
+    with ix.searcher() as s:
+        return {f["id"]: (f.get("hash", ""), f.get("path", "")) for f in s.all_stored_fields()}
+
+
+def open_writer(ix: Index, timeout: float = 0.0) -> IndexWriter:
+    """A writer, or a clear error when another process holds the index's write lock."""
+    from whoosh.index import LockError
+
+    try:
+        return ix.writer(timeout=timeout)
+    except LockError:
+        raise IngestError(
+            "the index is locked by another writer (an ingest in progress?); try again later"
+        ) from None
+
+
+def _under(path: str, roots: Iterable[Path]) -> bool:
+    p = Path(path).resolve()
+    return any(p == r or r in p.parents for r in roots)
+
+
+def ingest(
+    ix: Index,
+    paths: Sequence[Path],
+    vocabulary: Vocabulary | None = None,
+    prune: bool = False,
+    batch_size: int = 256,
+    n_process: int = 1,
+    progress: bool | None = None,
+    prepare: callable | None = None,  # type: ignore[valid-type]
+) -> IngestReport:
+    """Ingest every markdown file under ``paths`` into ``ix`` and report what happened.
+
+    ``prepare(doc)`` may enrich a parsed document before analysis (attachments' text) and
+    return an extra string folded into its content hash.
+    """
+    vocabulary = vocabulary or Vocabulary()
+    report = IngestReport()
+    state = indexed_state(ix)
+    files = list(find_files([Path(p) for p in paths]))
+    seen: dict[str, str] = {}
+    pending: list[tuple[Document, bool]] = []
+    show = sys.stderr.isatty() if progress is None else progress
+
+    def flush() -> None:
+        if not pending:
+            return
+        docs = [d for d, _ in pending]
+        analysed = analyse_documents(docs, n_process=n_process)
+        writer = open_writer(ix)
+        try:
+            for (doc, is_new), fields in zip(pending, analysed, strict=True):
+                write_document(writer, doc, fields, vocabulary)
+                (report.added if is_new else report.updated).append(doc.id)
+        except BaseException:
+            writer.cancel()
+            raise
+        writer.commit()
+        pending.clear()
+
+    for path in tqdm(files, desc="ingest", unit="file", disable=not show, file=sys.stderr):
+        doc_id = path.stem
+        if doc_id in seen:
+            report.rejected.append(
+                (str(path), f"duplicate id '{doc_id}' (already read from {seen[doc_id]})")
+            )
+            continue
+        try:
+            source = read_source(path)
+            doc = parse_text(source, doc_id, collection_of(path), str(path))
+            if prepare is not None:
+                extra = prepare(doc)
+                if extra:
+                    doc.hash = content_hash(source + extra)
+        except DocumentError as exc:
+            report.rejected.append((exc.path, exc.reason))
+            continue
+        seen[doc_id] = str(path)
+        old = state.get(doc_id)
+        if old is not None and old[0] == doc.hash:
+            report.unchanged.append(doc_id)
+            continue
+        pending.append((doc, old is None))
+        if len(pending) >= batch_size:
+            flush()
+    flush()
+
+    if prune:
+        roots = [Path(p).resolve() for p in paths]
+        gone = [i for i, (_, p) in state.items() if i not in seen and p and _under(p, roots)]
+        if gone:
+            writer = open_writer(ix)
+            for doc_id in gone:
+                writer.delete_by_term("id", doc_id)
+            writer.commit()
+            report.pruned.extend(gone)
+    return report
+
+
+def upsert_text(
+    ix: Index, source: str, doc_id: str, collection: str, path: str = "",
+    vocabulary: Vocabulary | None = None, timeout: float = 10.0,
+) -> tuple[Document, bool]:
+    """Parse, analyse and write one document given as markdown text (the API's PUT).
+
+    Returns the document and whether it was new. Raises :class:`DocumentError` for bad input.
+    """
+    doc = parse_text(source, doc_id, collection, path or f"api:{collection}/{doc_id}.md")
+    (fields,) = analyse_documents([doc])
+    is_new = doc_id not in _ids(ix, [doc_id])
+    writer = open_writer(ix, timeout=timeout)
+    try:
+        write_document(writer, doc, fields, vocabulary or Vocabulary())
+    except BaseException:
+        writer.cancel()
+        raise
+    writer.commit()
+    return doc, is_new
+
+
+def _ids(ix: Index, ids: Iterable[str]) -> set[str]:
+    with ix.searcher() as s:
+        return {i for i in ids if s.document_number(id=i) is not None}
+
+
+def delete_document(ix: Index, doc_id: str, timeout: float = 10.0) -> bool:
+    """Remove one document; False when it was not indexed."""
+    if not _ids(ix, [doc_id]):
+        return False
+    writer = open_writer(ix, timeout=timeout)
+    writer.delete_by_term("id", doc_id)
+    writer.commit()
+    return True

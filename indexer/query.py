@@ -1,0 +1,315 @@
+"""From what a person typed to a Whoosh query.
+
+Two readings of the same box:
+
+* **Search box** (plain words): every word must match, in any inflection (lemma, surface form,
+  stem), with typos forgiven and the last word read as a prefix while the visitor types.
+* **Archivist syntax** (as soon as quotes, operators, ``field:``, ``-word``, ``*`` or ranges
+  appear): Whoosh's own parser reads the structure, then every word in it is expanded exactly
+  as in the search box, so ``title:numériques`` still finds *numérique*.
+
+A query that does not parse is searched as plain words, with a note saying so: never an error.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+from whoosh import query as wq
+from whoosh.analysis import RegexTokenizer
+from whoosh.fields import DATETIME, TEXT, Schema
+from whoosh.qparser import FuzzyTermPlugin, PlusMinusPlugin, QueryParser
+from whoosh.reading import IndexReader
+
+from indexer.analysis import STOP_WORDS, Word, analyze_query, fold
+from indexer.highlight import MatchSet
+from indexer.schema import TEXT_FIELDS
+
+MAX_QUERY_LENGTH = 500
+STEM_WEIGHT = 0.6
+PREFIX_WEIGHT = 0.7
+FUZZY_WEIGHT = 0.35
+MAX_PREFIX_TERMS = 40
+MAX_FUZZY_TERMS = 8
+
+_SYNTAX = re.compile(r'["()*?^\[\]{}]|\b(?:AND|OR|NOT)\b|\w:|(?:^|\s)[-+]\S|~\d?(?:\s|$)')
+_RAW_WORD = re.compile(r"[\w’'.+\-@/]+")
+FIELD_ALIASES = {"titre": "title", "tags": "tag", "etiquette": "tag", "pj": "attachment"}
+
+
+class QueryError(ValueError):
+    """A query refused outright (too long, leading wildcard); the message says which part."""
+
+
+@dataclass
+class ParsedQuery:
+    """A query ready to run, what to highlight with, and how it was read."""
+
+    query: wq.Query
+    match: MatchSet
+    mode: str  # "box", "advanced" or "all"
+    groups: list[wq.Query] = field(default_factory=list)
+    words: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def fallback_or(self) -> wq.Query | None:
+        """The same words joined by OR, for when requiring all of them finds nothing."""
+        if self.mode != "box" or len(self.groups) < 2:
+            return None
+        return wq.Or(self.groups)
+
+
+# --- expansion of one word ----------------------------------------------------------------------
+
+
+def typo_distance(word: str) -> int:
+    """Edit distance forgiven: none under 5 letters, 1 from 5, 2 from 8."""
+    if len(word) < 5 or any(ch.isdigit() for ch in word):
+        return 0
+    return 2 if len(word) >= 8 else 1
+
+
+def _top_by_df(reader: IndexReader, candidates: Iterable[tuple[str, str]], limit: int) -> list[str]:
+    scored: dict[str, int] = {}
+    for fname, term in candidates:
+        scored[term] = scored.get(term, 0) + reader.doc_frequency(fname, term)
+    return sorted(scored, key=lambda t: (-scored[t], t))[:limit]
+
+
+def prefix_terms(reader: IndexReader, prefix: str, limit: int = MAX_PREFIX_TERMS) -> list[str]:
+    """Plain terms starting with ``prefix``, most frequent first (stems never: they start with ~)."""
+    cands = (
+        (f, t) for f in TEXT_FIELDS for t in reader.expand_prefix(f, prefix) if t != prefix
+    )
+    return _top_by_df(reader, cands, limit)
+
+
+def fuzzy_terms(reader: IndexReader, word: str, limit: int = MAX_FUZZY_TERMS) -> list[str]:
+    """Indexed terms within the forgiven edit distance of ``word`` (same first letter)."""
+    dist = typo_distance(word)
+    if not dist:
+        return []
+    cands = (
+        (f, t)
+        for f in TEXT_FIELDS
+        for t in reader.terms_within(f, word, dist, prefix=1)
+        if t != word
+    )
+    return _top_by_df(reader, cands, limit)
+
+
+def _alternatives(
+    terms: Iterable[tuple[str, float]], fields: dict[str, float]
+) -> list[wq.Query]:
+    return [wq.Term(f, t, boost=fb * w) for t, w in terms for f, fb in fields.items()]
+
+
+def expand_word(
+    reader: IndexReader,
+    word: Word,
+    match: MatchSet,
+    prefix: bool = False,
+    fields: dict[str, float] = TEXT_FIELDS,
+) -> wq.Query:
+    """Everything one query word may match, weighted: exact forms > prefix > stem > typo."""
+    weighted: list[tuple[str, float]] = [(t, 1.0) for t in word.terms]
+    match.terms.update(word.terms)
+    if word.stem:
+        weighted.append((word.stem, STEM_WEIGHT))
+        match.stems.add(word.stem)
+    surface = word.surface
+    if prefix:
+        for t in prefix_terms(reader, surface):
+            weighted.append((t, PREFIX_WEIGHT))
+        match.prefixes.add(surface)
+    for t in fuzzy_terms(reader, surface):
+        weighted.append((t, FUZZY_WEIGHT))
+        match.terms.add(t)
+    return wq.Or(_alternatives(weighted, fields))
+
+
+def _prefix_only(reader: IndexReader, raw: str, match: MatchSet) -> wq.Query | None:
+    folded = fold(raw)
+    terms = prefix_terms(reader, folded)
+    if not terms:
+        return None
+    match.prefixes.add(folded)
+    return wq.Or(_alternatives([(t, PREFIX_WEIGHT) for t in terms], TEXT_FIELDS))
+
+
+# --- search box ---------------------------------------------------------------------------------
+
+
+def box_query(reader: IndexReader, text: str, typing: bool | None = None) -> ParsedQuery:
+    """Plain words: AND of per-word alternatives; the last word is a prefix while typing
+    (``typing`` defaults to "the text does not end with a space")."""
+    text = text.replace("\u00a0", " ")
+    typing = (not text.endswith((" ", "\t"))) if typing is None else typing
+    words = list(analyze_query(text.strip()))
+    match = MatchSet()
+    groups: list[wq.Query] = []
+    stripped = text.rstrip()
+    raw_last = _RAW_WORD.findall(stripped)
+    for i, w in enumerate(words):
+        is_last = i == len(words) - 1 and w.end >= len(stripped.rstrip("+.,;:!?»\"'"))
+        groups.append(expand_word(reader, w, match, prefix=typing and is_last))
+    # A last word that analysis dropped (a stop word, half typed): prefix only when alone.
+    if typing and not words and raw_last:
+        group = _prefix_only(reader, raw_last[-1], match)
+        if group is not None:
+            groups.append(group)
+    if not groups:
+        return ParsedQuery(wq.NullQuery, match, "box", [], [], [])
+    q = groups[0] if len(groups) == 1 else wq.And(groups)
+    return ParsedQuery(q, match, "box", groups, [w.text for w in words])
+
+
+# --- archivist syntax -----------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=1)
+def _parser() -> QueryParser:
+    raw = RegexTokenizer(r"[^\s]+")
+    names = ["text", *TEXT_FIELDS, "tag", "category", "collection", "year", "id"]
+    schema = Schema(date=DATETIME(), **{n: TEXT(analyzer=raw) for n in names})
+    parser = QueryParser("text", schema)
+    parser.add_plugin(PlusMinusPlugin())
+    parser.add_plugin(FuzzyTermPlugin())
+    return parser
+
+
+def looks_advanced(text: str) -> bool:
+    return bool(_SYNTAX.search(text))
+
+
+class _Converter:
+    """Rewrites the parser's raw tree into queries over the real index fields."""
+
+    def __init__(self, reader: IndexReader, key_of_tag) -> None:  # noqa: ANN001
+        self.reader = reader
+        self.key_of_tag = key_of_tag
+        self.match = MatchSet()
+        self.notes: list[str] = []
+
+    def fields_for(self, fieldname: str) -> dict[str, float]:
+        if fieldname in TEXT_FIELDS:
+            return {fieldname: TEXT_FIELDS[fieldname]}
+        return TEXT_FIELDS
+
+    def words(self, text: str) -> list[Word]:
+        return list(analyze_query(text))
+
+    def convert(self, q: wq.Query) -> wq.Query:  # noqa: C901, PLR0911, PLR0912 - one case per node
+        if isinstance(q, wq.CompoundQuery):
+            subs = [self.convert(s) for s in q.subqueries]
+            return type(q)(subs, boost=q.boost)
+        if isinstance(q, wq.Not):
+            return wq.Not(self.convert(q.query))
+        if isinstance(q, wq.BinaryQuery):
+            return type(q)(self.convert(q.a), self.convert(q.b))
+        fieldname = FIELD_ALIASES.get(getattr(q, "fieldname", ""), getattr(q, "fieldname", ""))
+        if fieldname in ("tag", "category"):
+            if isinstance(q, wq.Phrase):
+                text = " ".join(q.words)
+            else:
+                text = q.text if isinstance(q, wq.Term) else ""
+            return wq.Term(fieldname, self.key_of_tag(text)) if text else wq.NullQuery
+        if isinstance(q, wq.Phrase):
+            return self.phrase(fieldname, " ".join(q.words), q.slop)
+        if fieldname in ("collection", "year", "id"):
+            if isinstance(q, wq.Term):
+                return wq.Term(fieldname, q.text.lower() if fieldname != "id" else q.text)
+            if isinstance(q, wq.TermRange):
+                return wq.TermRange(fieldname, q.start, q.end, q.startexcl, q.endexcl)
+            return q
+        if isinstance(q, (wq.Prefix, wq.Wildcard)):
+            pattern = fold(q.text)
+            if pattern[:1] in ("*", "?"):
+                raise QueryError(f"'{q.text}': a wildcard cannot start a word")
+            if isinstance(q, wq.Prefix):
+                self.match.prefixes.add(pattern)
+                return wq.Or([wq.Prefix(f, pattern, boost=b) for f, b in self.fields_for(fieldname).items()])
+            self.match.prefixes.add(re.split(r"[*?]", pattern)[0])
+            return wq.Or([wq.Wildcard(f, pattern, boost=b) for f, b in self.fields_for(fieldname).items()])
+        if isinstance(q, wq.FuzzyTerm):
+            term = fold(q.text)
+            self.match.terms.add(term)
+            return wq.Or([
+                wq.FuzzyTerm(f, term, boost=b, maxdist=min(q.maxdist, 2), prefixlength=1)
+                for f, b in self.fields_for(fieldname).items()
+            ])
+        if isinstance(q, wq.Term):
+            words = self.words(q.text)
+            if not words:
+                return wq.NullQuery
+            groups = [expand_word(self.reader, w, self.match, fields=self.fields_for(fieldname)) for w in words]
+            return groups[0] if len(groups) == 1 else wq.And(groups)
+        if isinstance(q, (wq.NumericRange, wq.DateRange)) and fieldname == "date":
+            return q
+        return q
+
+    def phrase(self, fieldname: str, text: str, slop: int) -> wq.Query:
+        words = self.words(text)
+        if not words:
+            return wq.NullQuery
+        if len(words) == 1:
+            return expand_word(self.reader, words[0], self.match, fields=self.fields_for(fieldname))
+        surfaces = [w.surface for w in words]
+        self.match.terms.update(surfaces)
+        return wq.Or([
+            wq.Phrase(f, surfaces, slop=max(1, slop), boost=b)
+            for f, b in self.fields_for(fieldname).items()
+        ])
+
+
+def advanced_query(reader: IndexReader, text: str, key_of_tag) -> ParsedQuery:  # noqa: ANN001
+    """Archivist syntax; falls back to plain words (with a note) when it does not parse."""
+    converter = _Converter(reader, key_of_tag)
+    try:
+        raw = _parser().parse(text)
+        notes = _oddities(text, raw)
+        q = converter.convert(raw).normalize()
+    except QueryError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any parser failure means: read as plain words
+        plain = re.sub(r'["()\[\]{}^~*?:]|\b(?:AND|OR|NOT|TO)\b', " ", text)
+        parsed = box_query(reader, plain, typing=False)
+        parsed.notes.append(
+            f"la syntaxe n'a pas pu être lue ({type(exc).__name__}: {exc}); "
+            f"recherche des mots : {' '.join(plain.split())}"
+        )
+        return parsed
+    if isinstance(q, wq.Not):
+        q = wq.And([wq.Every(), q])
+    return ParsedQuery(q, converter.match, "advanced", notes=notes + converter.notes)
+
+
+def _oddities(text: str, raw: wq.Query) -> list[str]:
+    notes = []
+    if text.count('"') % 2:
+        notes.append("guillemet non fermé : les mots ont été cherchés séparément")
+    if text.count("(") != text.count(")"):
+        notes.append("parenthèses non équilibrées : regroupement ignoré")
+    for t in raw.all_terms():
+        if t[0] == "text" and isinstance(t[1], str) and re.match(r"^\w+:", t[1]):
+            notes.append(f"champ inconnu dans '{t[1]}' : cherché comme texte")
+    return notes
+
+
+def parse_query(reader: IndexReader, text: str, key_of_tag) -> ParsedQuery:  # noqa: ANN001
+    """Read a visitor's or archivist's query. Empty text matches every document."""
+    if len(text) > MAX_QUERY_LENGTH:
+        raise QueryError(f"query too long ({len(text)} characters, limit {MAX_QUERY_LENGTH})")
+    if not text.strip():
+        return ParsedQuery(wq.Every(), MatchSet(), "all")
+    if looks_advanced(text):
+        return advanced_query(reader, text, key_of_tag)
+    parsed = box_query(reader, text)
+    if parsed.query is wq.NullQuery and text.strip():
+        stop_only = all(fold(w) in STOP_WORDS for w in _RAW_WORD.findall(text))
+        if stop_only:
+            parsed.notes.append("la requête ne contient que des mots vides")
+    return parsed

@@ -1,0 +1,91 @@
+"""The Whoosh schema, built in one place, and opening the index that uses it."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from whoosh import index as whoosh_index
+from whoosh.analysis import Analyzer
+from whoosh.fields import BOOLEAN, DATETIME, ID, KEYWORD, STORED, TEXT, Schema
+
+from indexer.analysis import FrenchTokenizer
+
+SCHEMA_VERSION = 1
+"""Bumped whenever fields or analysis change so that an old index is rebuilt, not misread."""
+
+TEXT_FIELDS: dict[str, float] = {"title": 4.0, "chapeau": 2.0, "body": 1.0, "attachment": 0.6}
+"""Analysed fields and their weight in ranking: title > chapeau > body > attachments."""
+
+DEFAULT_INDEX_DIR = "var/index"
+
+
+class IndexError_(Exception):
+    """The index folder cannot be opened or was built by an incompatible version."""
+
+
+def french_analyzer() -> Analyzer:
+    return FrenchTokenizer()
+
+
+def build_schema() -> Schema:
+    ana = french_analyzer()
+    return Schema(
+        id=ID(stored=True, unique=True),
+        path=ID(stored=True),
+        url=STORED,
+        collection=ID(stored=True),
+        tag=KEYWORD(commas=True, stored=True, scorable=False),
+        tags=STORED,
+        category=KEYWORD(commas=True, stored=True, scorable=False),
+        categories=STORED,
+        title=TEXT(analyzer=ana, phrase=True, stored=True, field_boost=1.0),
+        chapeau=TEXT(analyzer=ana, phrase=True, stored=True),
+        body=TEXT(analyzer=ana, phrase=True, stored=True),
+        attachment=TEXT(analyzer=ana, phrase=True, stored=True),
+        attachments=STORED,
+        date=DATETIME(stored=True, sortable=True),
+        date_iso=STORED,
+        year=ID(stored=True),
+        published=BOOLEAN(stored=True),
+        hash=STORED,
+    )
+
+
+def default_index_dir() -> Path:
+    return Path(os.environ.get("COMMUNIQUES_INDEX", DEFAULT_INDEX_DIR))
+
+
+def _meta_path(path: Path) -> Path:
+    return path / "communiques-index.json"
+
+
+def open_index(path: Path, create: bool = False) -> whoosh_index.Index:
+    """Open the index at ``path``; with ``create``, make an empty one when there is none.
+
+    An index written by another schema version is refused with a message saying to re-ingest.
+    """
+    path = Path(path)
+    if whoosh_index.exists_in(str(path)):
+        meta = _meta_path(path)
+        version = None
+        if meta.exists():
+            try:
+                version = json.loads(meta.read_text()).get("schema_version")
+            except (OSError, ValueError):
+                version = None
+        if version != SCHEMA_VERSION:
+            raise IndexError_(
+                f"{path}: index built with schema version {version}, this version needs "
+                f"{SCHEMA_VERSION}; delete the folder and ingest again"
+            )
+        return whoosh_index.open_dir(str(path))
+    if not create:
+        raise IndexError_(f"{path}: no index here; run 'communiques ingest PATH --index {path}'")
+    path.mkdir(parents=True, exist_ok=True)
+    ix = whoosh_index.create_in(str(path), build_schema())
+    tmp = _meta_path(path).with_suffix(".tmp")
+    tmp.write_text(json.dumps({"schema_version": SCHEMA_VERSION}))
+    os.replace(tmp, _meta_path(path))
+    return ix

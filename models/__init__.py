@@ -1,0 +1,1 @@
+"""Tag vocabulary and the tag suggester."""

@@ -1,0 +1,54 @@
+"""What a service worker opens once and shares between requests."""
+
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fastapi import Request
+
+from indexer.schema import default_index_dir, open_index
+from indexer.search import SearchIndex
+
+DEFAULT_MODEL = "var/model.pkl"
+DEFAULT_FEEDBACK = "var/feedback.jsonl"
+
+
+@dataclass
+class Settings:
+    """Service settings, from the environment (``COMMUNIQUES_*``) unless given."""
+
+    index_dir: Path = field(default_factory=default_index_dir)
+    model_path: Path = field(
+        default_factory=lambda: Path(os.environ.get("COMMUNIQUES_MODEL", DEFAULT_MODEL))
+    )
+    feedback_path: Path = field(
+        default_factory=lambda: Path(os.environ.get("COMMUNIQUES_FEEDBACK", DEFAULT_FEEDBACK))
+    )
+    documents_dir: Path = field(
+        default_factory=lambda: Path(os.environ.get("COMMUNIQUES_DOCUMENTS", "var/documents"))
+    )
+    api_key: str = field(default_factory=lambda: os.environ.get("COMMUNIQUES_API_KEY", ""))
+    site_origin: str = field(
+        default_factory=lambda: os.environ.get("COMMUNIQUES_SITE_ORIGIN", "")
+    )
+    max_body_bytes: int = 1_000_000
+
+
+class AppContext:
+    """The index (opened once per worker, refreshed on commit), settings and shared caches."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.ix = open_index(settings.index_dir, create=True)
+        self.search = SearchIndex(self.ix)
+        self.lock = threading.Lock()
+        self.cache: dict[str, Any] = {}
+        """Per-worker objects loaded on first use (the tag model, keyed by its file's mtime)."""
+
+
+def get_context(request: Request) -> AppContext:
+    return request.app.state.ctx

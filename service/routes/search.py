@@ -1,0 +1,173 @@
+"""Search, autocomplete and export: thin HTTP over :mod:`indexer.search`."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import json
+from collections.abc import Iterator
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, HTTPException, Query
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel
+
+from indexer.query import MAX_QUERY_LENGTH, QueryError
+from indexer.search import MAX_PAGE_SIZE, SearchError, SearchRequest
+from service.context import AppContext, get_context
+
+router = APIRouter(prefix="/api", tags=["search"])
+
+
+class HitOut(BaseModel):
+    id: str
+    path: str
+    url: str
+    title: str
+    title_html: str
+    snippet_html: str
+    attachment_html: str = ""
+    date: str
+    tags: list[str]
+    collection: str
+    score: float
+
+
+class FacetOut(BaseModel):
+    value: str
+    label: str
+    count: int
+
+
+class SearchOut(BaseModel):
+    total: int
+    took_ms: float
+    page: int
+    size: int
+    hits: list[HitOut]
+    facets: dict[str, list[FacetOut]]
+    suggestion: str | None = None
+    mode: str
+    notes: list[str] = []
+
+
+class Completion(BaseModel):
+    text: str
+    kind: Literal["term", "title"]
+    id: str | None = None
+    url: str | None = None
+
+
+class AutocompleteOut(BaseModel):
+    q: str
+    completions: list[Completion]
+
+
+def search_request(
+    q: Annotated[str, Query(max_length=MAX_QUERY_LENGTH, description="texte de la requête")] = "",
+    page: Annotated[int, Query(ge=1, le=10_000)] = 1,
+    size: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 10,
+    sort: Literal["relevance", "date", "-date"] = "relevance",
+    tag: Annotated[list[str] | None, Query(max_length=20)] = None,
+    collection: Annotated[str | None, Query(max_length=100)] = None,
+    category: Annotated[str | None, Query(max_length=200)] = None,
+    date_from: dt.date | None = None,
+    date_to: dt.date | None = None,
+    year: Annotated[int | None, Query(ge=1900, le=2200)] = None,
+    published: bool | None = None,
+) -> SearchRequest:
+    """Query parameters shared by the search and the export."""
+    return SearchRequest(
+        q=q, page=page, size=size, sort=sort, tags=[t[:200] for t in tag or []],
+        collection=collection or None, category=category or None, date_from=date_from,
+        date_to=date_to, year=year, published=published,
+    )
+
+
+def _bad_request(exc: Exception) -> HTTPException:
+    return HTTPException(status_code=400, detail=str(exc))
+
+
+@router.get("/search", response_model=SearchOut)
+def search(
+    req: Annotated[SearchRequest, Depends(search_request)],
+    ctx: Annotated[AppContext, Depends(get_context)],
+) -> SearchOut:
+    """Search-box and archivist queries: ranked hits with highlights, facets, suggestion."""
+    try:
+        result = ctx.search.search(req)
+    except (QueryError, SearchError) as exc:
+        raise _bad_request(exc) from None
+    return SearchOut.model_validate(result.to_dict())
+
+
+@router.get("/autocomplete", response_model=AutocompleteOut)
+def autocomplete(
+    ctx: Annotated[AppContext, Depends(get_context)],
+    q: Annotated[str, Query(max_length=200)] = "",
+) -> AutocompleteOut:
+    """Up to 8 completions of what is being typed: frequent words, then titles."""
+    try:
+        items = ctx.search.autocomplete(q)
+    except (QueryError, SearchError) as exc:
+        raise _bad_request(exc) from None
+    return AutocompleteOut(q=q, completions=[Completion(**i) for i in items])
+
+
+EXPORT_FIELDS = ["id", "title", "date", "collection", "tags", "categories", "url", "path",
+                 "published", "attachments", "score"]
+
+
+def _csv_value(value: object) -> str:
+    if isinstance(value, list):
+        return " | ".join(
+            (v.get("name") or v.get("path", "")) if isinstance(v, dict) else str(v) for v in value
+        )
+    return "" if value is None else str(value)
+
+
+def _stream(records: Iterator[dict], fmt: str, fields: list[str]) -> Iterator[str]:
+    if fmt == "jsonl":
+        for rec in records:
+            yield json.dumps({f: rec.get(f) for f in fields}, ensure_ascii=False) + "\n"
+        return
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    writer.writerow(fields)
+    for i, rec in enumerate(records):
+        writer.writerow([_csv_value(rec.get(f)) for f in fields])
+        if i % 200 == 199:
+            yield buf.getvalue()
+            buf.seek(0)
+            buf.truncate()
+    yield buf.getvalue()
+
+
+@router.get("/export")
+def export(
+    req: Annotated[SearchRequest, Depends(search_request)],
+    ctx: Annotated[AppContext, Depends(get_context)],
+    format: Literal["csv", "jsonl"] = "csv",  # noqa: A002 - the public parameter name
+    fields: Annotated[str | None, Query(max_length=500, description="comma-separated fields")] = None,
+) -> StreamingResponse:
+    """Every match of the query, streamed as CSV or JSON lines; no page limit."""
+    chosen = EXPORT_FIELDS
+    if fields:
+        chosen = [f.strip() for f in fields.split(",") if f.strip()]
+        unknown = [f for f in chosen if f not in EXPORT_FIELDS]
+        if unknown:
+            raise HTTPException(
+                status_code=400,
+                detail=f"fields: unknown {', '.join(unknown)}; choose from {', '.join(EXPORT_FIELDS)}",
+            )
+    try:
+        records = ctx.search.export(req)
+    except (QueryError, SearchError) as exc:
+        raise _bad_request(exc) from None
+    media = "text/csv; charset=utf-8" if format == "csv" else "application/x-ndjson"
+    name = f"communiques-export.{format}"
+    return StreamingResponse(
+        _stream(records, format, chosen), media_type=media,
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
