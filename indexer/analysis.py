@@ -60,7 +60,8 @@ def fold(text: str) -> str:
 
 @lru_cache(maxsize=200_000)
 def stem(word: str) -> str:
-    """Snowball French stem of a lower-case word, folded afterwards (the stemmer wants accents)."""
+    """Snowball French stem of a folded word: stemming the folded form keeps a query typed
+    without accents on the same stem as the accented text (``identite`` = ``identité``)."""
     return fold(_stemmer.stem(word))
 
 
@@ -129,7 +130,7 @@ def make_word(text: str, start: int, lemma: str | None) -> Word | None:
         for part in _SPLIT_PARTS.split(core):
             if part and part not in terms:
                 terms.append(part)
-    stem_term = STEM_PREFIX + stem(text.lower().rstrip("+")) if _is_stemmable(text) else None
+    stem_term = STEM_PREFIX + stem(surface.rstrip("+")) if _is_stemmable(text) else None
     return Word(text=text, start=start, end=start + len(text), terms=tuple(terms), stem=stem_term)
 
 
@@ -187,10 +188,15 @@ def analyze_query(text: str) -> tuple[Word, ...]:
     return tuple(analyze(text))
 
 
+def light_tokens(text: str) -> Iterator[tuple[int, int, Word | None]]:
+    """Every regex token with its offsets, and its :class:`Word` unless it is a stop word."""
+    for m in _LIGHT_TOKEN.finditer(text):
+        yield m.start(), m.end(), make_word(m.group(), m.start(), None)
+
+
 def light_words(text: str) -> Iterator[Word]:
     """Regex tokenisation into the same folded forms and stems, without spaCy (for highlighting)."""
-    for m in _LIGHT_TOKEN.finditer(text):
-        w = make_word(m.group(), m.start(), None)
+    for _, _, w in light_tokens(text):
         if w is not None:
             yield w
 

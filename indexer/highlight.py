@@ -10,7 +10,7 @@ from __future__ import annotations
 import html
 from dataclasses import dataclass, field
 
-from indexer.analysis import Word, light_words
+from indexer.analysis import Word, light_tokens, light_words
 
 SNIPPET_WORDS = 30
 
@@ -66,29 +66,28 @@ def snippet(text: str, match: MatchSet, size: int = SNIPPET_WORDS) -> tuple[str,
     Best = most distinct query words, then most matches; the passage starts a few words before
     the first match so it reads naturally.
     """
-    words = list(light_words(text))
-    if not words:
+    tokens = list(light_tokens(text))
+    if not tokens:
         return html.escape(text[:300]), 0
-    hits = [match.matches(w) for w in words] if match else [False] * len(words)
+    hits = [bool(match) and w is not None and match.matches(w) for _, _, w in tokens]
     best_start, best_score = 0, (0, 0)
-    if any(hits):
-        for i, hit in enumerate(hits):
-            if not hit:
-                continue
-            lo = max(0, i - 3)
-            window = range(lo, min(len(words), lo + size))
-            keys = {match.key(words[j]) for j in window if hits[j]}
-            score = (len(keys), sum(hits[j] for j in window))
-            if score > best_score:
-                best_start, best_score = lo, score
+    for i, hit in enumerate(hits):
+        if not hit:
+            continue
+        lo = max(0, i - 3)
+        window = range(lo, min(len(tokens), lo + size))
+        keys = {match.key(tokens[j][2]) for j in window if hits[j]}  # type: ignore[arg-type]
+        score = (len(keys), sum(hits[j] for j in window))
+        if score > best_score:
+            best_start, best_score = lo, score
     lo = best_start
-    hi = min(len(words), lo + size)
+    hi = min(len(tokens), lo + size)
     if hi - lo < size:
         lo = max(0, hi - size)
-    start = 0 if lo == 0 else words[lo].start
-    end = len(text) if hi == len(words) else words[hi - 1].end
-    spans = [(words[j].start, words[j].end) for j in range(lo, hi) if hits[j]]
-    body = _render(text, spans, start, end).replace("\n", " ")
+    start = 0 if lo == 0 else tokens[lo][0]
+    end = len(text) if hi == len(tokens) else tokens[hi - 1][1]
+    spans = [(tokens[j][0], tokens[j][1]) for j in range(lo, hi) if hits[j]]
+    body = " ".join(_render(text, spans, start, end).split())
     prefix = "… " if start > 0 else ""
     suffix = " …" if end < len(text) else ""
-    return prefix + body.strip() + suffix, best_score[1]
+    return prefix + body + suffix, best_score[1]

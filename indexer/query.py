@@ -75,6 +75,8 @@ def typo_distance(word: str) -> int:
 def _top_by_df(reader: IndexReader, candidates: Iterable[tuple[str, str]], limit: int) -> list[str]:
     scored: dict[str, int] = {}
     for fname, term in candidates:
+        if isinstance(term, bytes):
+            term = term.decode("utf-8")
         scored[term] = scored.get(term, 0) + reader.doc_frequency(fname, term)
     return sorted(scored, key=lambda t: (-scored[t], t))[:limit]
 
@@ -92,12 +94,18 @@ def fuzzy_terms(reader: IndexReader, word: str, limit: int = MAX_FUZZY_TERMS) ->
     dist = typo_distance(word)
     if not dist:
         return []
-    cands = (
+    cands = [
         (f, t)
         for f in TEXT_FIELDS
         for t in reader.terms_within(f, word, dist, prefix=1)
         if t != word
-    )
+    ]
+    if dist == 1:
+        # Swapped neighbours ("clodu") are the commonest typo but cost 2 edits in Levenshtein.
+        for i in range(len(word) - 1):
+            swapped = word[:i] + word[i + 1] + word[i] + word[i + 2 :]
+            if swapped != word:
+                cands += [(f, swapped) for f in TEXT_FIELDS if reader.doc_frequency(f, swapped)]
     return _top_by_df(reader, cands, limit)
 
 
@@ -203,13 +211,15 @@ class _Converter:
         return list(analyze_query(text))
 
     def convert(self, q: wq.Query) -> wq.Query:  # noqa: C901, PLR0911, PLR0912 - one case per node
+        if isinstance(q, wq.BinaryQuery):  # AndNot, AndMaybe, Require (before CompoundQuery)
+            return type(q)(self.convert(q.a), self.convert(q.b))
         if isinstance(q, wq.CompoundQuery):
             subs = [self.convert(s) for s in q.subqueries]
             return type(q)(subs, boost=q.boost)
         if isinstance(q, wq.Not):
             return wq.Not(self.convert(q.query))
-        if isinstance(q, wq.BinaryQuery):
-            return type(q)(self.convert(q.a), self.convert(q.b))
+        if isinstance(q, wq.Every):
+            return wq.Every()
         fieldname = FIELD_ALIASES.get(getattr(q, "fieldname", ""), getattr(q, "fieldname", ""))
         if fieldname in ("tag", "category"):
             if isinstance(q, wq.Phrase):
@@ -249,6 +259,11 @@ class _Converter:
             return groups[0] if len(groups) == 1 else wq.And(groups)
         if isinstance(q, (wq.NumericRange, wq.DateRange)) and fieldname == "date":
             return q
+        if fieldname in TEXT_FIELDS or fieldname == "text":
+            # Any other node on the raw default field: search its words instead.
+            text = " ".join(str(t[1]) for t in q.all_terms() if isinstance(t[1], str))
+            self.notes.append(f"partie non reconnue lue comme des mots : {text or repr(q)}")
+            return self.convert(wq.Term(fieldname, text)) if text else wq.NullQuery
         return q
 
     def phrase(self, fieldname: str, text: str, slop: int) -> wq.Query:

@@ -19,6 +19,7 @@ from typing import Any
 
 from whoosh import query as wq
 from whoosh.index import Index
+from whoosh.reading import TermNotFound
 from whoosh.searching import Searcher
 
 from indexer.analysis import STOP_WORDS, analyze, analyze_query, fold, light_words
@@ -181,8 +182,10 @@ class SearchIndex:
         if s is None:
             s = self.ix.searcher()
         elif not s.up_to_date():
-            fresh = s.refresh()
-            s = fresh
+            # A new searcher, not ``refresh()``: refresh reuses segment readers and so keeps
+            # their old deletion sets, and a deleted document would still be found. The old
+            # one is left to the garbage collector: an export may still be streaming from it.
+            s = self.ix.searcher()
         self._local.searcher = s
         return s
 
@@ -210,7 +213,10 @@ class SearchIndex:
         ts_to = _day_start(req.date_to + dt.timedelta(days=1)) if req.date_to else None
         if q is wq.NullQuery:
             return []
-        results = searcher.search(q, limit=None)
+        try:
+            results = searcher.search(q, limit=None)
+        except (TermNotFound, ValueError, TypeError) as exc:
+            raise QueryError(f"q: this query cannot be run ({exc})") from None
         return [
             (docnum, score)
             for score, docnum in results.top_n
@@ -272,7 +278,7 @@ class SearchIndex:
         searcher, table, parsed, docs, notes = self.run(req)
         start = (req.page - 1) * req.size
         hits = [self._hit(searcher, d, s, parsed.match) for d, s in docs[start : start + req.size]]
-        suggestion = self._suggest(searcher, table, req, parsed, len(docs))
+        suggestion = self._suggest(searcher, table, req, parsed)
         return SearchResult(
             total=len(docs),
             took_ms=round((time.perf_counter() - t0) * 1000, 2),
@@ -347,8 +353,9 @@ class SearchIndex:
     # --- did you mean ------------------------------------------------------------------------
 
     def _suggest(self, searcher: Searcher, table: DocTable, req: SearchRequest,
-                 parsed: ParsedQuery, total: int) -> str | None:
-        """A corrected query, offered only when it would find clearly more than this one."""
+                 parsed: ParsedQuery) -> str | None:
+        """A corrected query ("Essayez avec…") when a word is in no document at all and the
+        closest frequent indexed word makes the query find something."""
         if parsed.mode not in ("box", "or") or not req.q.strip():
             return None
         reader = searcher.reader()
@@ -371,7 +378,7 @@ class SearchIndex:
             return None
         alt = SearchRequest(**{**asdict(req), "q": corrected, "page": 1})
         _, _, _, docs, _ = self.run(alt)
-        return corrected if len(docs) > max(total, 0) * 2 or (total == 0 and docs) else None
+        return corrected if docs else None
 
     # --- documents ---------------------------------------------------------------------------
 

@@ -7,6 +7,8 @@ import json
 import logging
 import time
 from collections import defaultdict
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from threading import Lock
 
 from fastapi import FastAPI, Request
@@ -15,6 +17,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 
+from indexer.search import SearchRequest
 from service.context import AppContext, Settings
 
 log = logging.getLogger("communiques")
@@ -106,7 +109,14 @@ def _validation_error(request: Request, exc: RequestValidationError) -> JSONResp
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Load spaCy and the document table before the first visitor, not during their query.
+        app.state.ctx.search.search(SearchRequest(q="numérique"))
+        yield
+
     app = FastAPI(
+        lifespan=lifespan,
         title="communiques",
         description="Recherche et suggestion d'étiquettes pour les communiqués de presse.",
         version="0.1.0",
