@@ -171,3 +171,27 @@ def export(
         _stream(records, format, chosen), media_type=media,
         headers={"Content-Disposition": f'attachment; filename="{name}"'},
     )
+
+
+class TagStat(BaseModel):
+    tag: str
+    key: str
+    count: int
+    first: str
+    last: str
+    variants: list[str]
+
+
+class StatsOut(BaseModel):
+    documents: int
+    per_year: dict[str, int]
+    per_collection: dict[str, int]
+    tags: list[TagStat]
+    untagged: int
+    untagged_share: float
+
+
+@router.get("/stats", response_model=StatsOut)
+def stats(ctx: Annotated[AppContext, Depends(get_context)]) -> StatsOut:
+    """Documents per year and collection, tags with first and last use, untagged share."""
+    return StatsOut.model_validate(ctx.search.stats())
