@@ -1,0 +1,1 @@
+"""Benchmarks and synthetic corpora (run on demand; see bench/RESULTS.md)."""
