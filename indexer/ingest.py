@@ -21,6 +21,7 @@ from whoosh.writing import IndexWriter
 
 from indexer.analysis import AnalysedText, Word, analyze_many
 from indexer.document import Document, DocumentError, content_hash, parse_text, read_source
+from indexer.engine import encode_meta
 from models.vocabulary import Vocabulary
 
 MARKDOWN_SUFFIXES = (".md", ".markdown")
@@ -130,6 +131,18 @@ def write_document(
         year=str(doc.date.year),
         published=doc.published,
         hash=doc.hash,
+        meta=encode_meta(
+            id=doc.id,
+            ts=doc.date.timestamp(),
+            year=doc.date.year,
+            coll=doc.collection,
+            tags=vocabulary.keys(doc.tags),
+            raw_tags=list(doc.tags),
+            cats=vocabulary.keys(doc.categories),
+            pub=doc.published,
+            title=doc.title,
+            lens=[len(words) for words in fields],
+        ),
     )
 
 

@@ -14,15 +14,14 @@ A query that does not parse is searched as plain words, with a note saying so: n
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import Protocol
 
 from whoosh import query as wq
 from whoosh.analysis import RegexTokenizer
 from whoosh.fields import DATETIME, TEXT, Schema
 from whoosh.qparser import FuzzyTermPlugin, PlusMinusPlugin, QueryParser
-from whoosh.reading import IndexReader
 
 from indexer.analysis import STOP_WORDS, Word, analyze_query, fold
 from indexer.highlight import MatchSet
@@ -46,23 +45,43 @@ class QueryError(ValueError):
 
 @dataclass
 class ParsedQuery:
-    """A query ready to run, what to highlight with, and how it was read."""
+    """A query ready to run, what to highlight with, and how it was read.
 
-    query: wq.Query
+    Search-box queries carry ``groups`` (one per word, scored by the engine); archivist
+    queries carry a Whoosh ``query``.
+    """
+
+    query: wq.Query | None
     match: MatchSet
     mode: str  # "box", "advanced" or "all"
-    groups: list[wq.Query] = field(default_factory=list)
+    groups: list[WordGroup] = field(default_factory=list)
     words: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
-    def fallback_or(self) -> wq.Query | None:
-        """The same words joined by OR, for when requiring all of them finds nothing."""
-        if self.mode != "box" or len(self.groups) < 2:
-            return None
-        return wq.Or(self.groups)
-
 
 # --- expansion of one word ----------------------------------------------------------------------
+
+
+class Lexicon(Protocol):
+    """What expansion needs of the index's vocabulary (see :class:`indexer.engine.Lexicon`)."""
+
+    def doc_frequency(self, term: str) -> int: ...
+    def prefix(self, prefix: str, limit: int) -> list[str]: ...
+    def fuzzy(self, word: str, maxdist: int, limit: int) -> list[str]: ...
+
+
+@dataclass
+class WordGroup:
+    """One query word and every term it may match, weighted: exact forms > prefix > stem > typo."""
+
+    text: str
+    alternatives: list[tuple[str, float]]
+    fields: dict[str, float] = field(default_factory=lambda: dict(TEXT_FIELDS))
+
+    def to_query(self) -> wq.Query:
+        return wq.Or([
+            wq.Term(f, t, boost=fb * w) for t, w in self.alternatives for f, fb in self.fields.items()
+        ])
 
 
 def typo_distance(word: str) -> int:
@@ -72,57 +91,14 @@ def typo_distance(word: str) -> int:
     return 2 if len(word) >= 8 else 1
 
 
-def _top_by_df(reader: IndexReader, candidates: Iterable[tuple[str, str]], limit: int) -> list[str]:
-    scored: dict[str, int] = {}
-    for fname, term in candidates:
-        if isinstance(term, bytes):
-            term = term.decode("utf-8")
-        scored[term] = scored.get(term, 0) + reader.doc_frequency(fname, term)
-    return sorted(scored, key=lambda t: (-scored[t], t))[:limit]
-
-
-def prefix_terms(reader: IndexReader, prefix: str, limit: int = MAX_PREFIX_TERMS) -> list[str]:
-    """Plain terms starting with ``prefix``, most frequent first (stems never: they start with ~)."""
-    cands = (
-        (f, t) for f in TEXT_FIELDS for t in reader.expand_prefix(f, prefix) if t != prefix
-    )
-    return _top_by_df(reader, cands, limit)
-
-
-def fuzzy_terms(reader: IndexReader, word: str, limit: int = MAX_FUZZY_TERMS) -> list[str]:
-    """Indexed terms within the forgiven edit distance of ``word`` (same first letter)."""
-    dist = typo_distance(word)
-    if not dist:
-        return []
-    cands = [
-        (f, t)
-        for f in TEXT_FIELDS
-        for t in reader.terms_within(f, word, dist, prefix=1)
-        if t != word
-    ]
-    if dist == 1:
-        # Swapped neighbours ("clodu") are the commonest typo but cost 2 edits in Levenshtein.
-        for i in range(len(word) - 1):
-            swapped = word[:i] + word[i + 1] + word[i] + word[i + 2 :]
-            if swapped != word:
-                cands += [(f, swapped) for f in TEXT_FIELDS if reader.doc_frequency(f, swapped)]
-    return _top_by_df(reader, cands, limit)
-
-
-def _alternatives(
-    terms: Iterable[tuple[str, float]], fields: dict[str, float]
-) -> list[wq.Query]:
-    return [wq.Term(f, t, boost=fb * w) for t, w in terms for f, fb in fields.items()]
-
-
 def expand_word(
-    reader: IndexReader,
+    lexicon: Lexicon,
     word: Word,
     match: MatchSet,
     prefix: bool = False,
     fields: dict[str, float] = TEXT_FIELDS,
-) -> wq.Query:
-    """Everything one query word may match, weighted: exact forms > prefix > stem > typo."""
+) -> WordGroup:
+    """Everything one query word may match, and what to highlight for it."""
     weighted: list[tuple[str, float]] = [(t, 1.0) for t in word.terms]
     match.terms.update(word.terms)
     if word.stem:
@@ -130,49 +106,45 @@ def expand_word(
         match.stems.add(word.stem)
     surface = word.surface
     if prefix:
-        for t in prefix_terms(reader, surface):
-            weighted.append((t, PREFIX_WEIGHT))
+        weighted += [(t, PREFIX_WEIGHT) for t in lexicon.prefix(surface, MAX_PREFIX_TERMS)]
         match.prefixes.add(surface)
-    for t in fuzzy_terms(reader, surface):
+    for t in lexicon.fuzzy(surface, typo_distance(surface), MAX_FUZZY_TERMS):
         weighted.append((t, FUZZY_WEIGHT))
         match.terms.add(t)
-    return wq.Or(_alternatives(weighted, fields))
+    return WordGroup(word.text, weighted, dict(fields))
 
 
-def _prefix_only(reader: IndexReader, raw: str, match: MatchSet) -> wq.Query | None:
+def _prefix_only(lexicon: Lexicon, raw: str, match: MatchSet) -> WordGroup | None:
     folded = fold(raw)
-    terms = prefix_terms(reader, folded)
+    terms = lexicon.prefix(folded, MAX_PREFIX_TERMS)
     if not terms:
         return None
     match.prefixes.add(folded)
-    return wq.Or(_alternatives([(t, PREFIX_WEIGHT) for t in terms], TEXT_FIELDS))
+    return WordGroup(raw, [(t, PREFIX_WEIGHT) for t in terms])
 
 
 # --- search box ---------------------------------------------------------------------------------
 
 
-def box_query(reader: IndexReader, text: str, typing: bool | None = None) -> ParsedQuery:
-    """Plain words: AND of per-word alternatives; the last word is a prefix while typing
-    (``typing`` defaults to "the text does not end with a space")."""
+def box_query(lexicon: Lexicon, text: str, typing: bool | None = None) -> ParsedQuery:
+    """Plain words: one group per word, all required (see the engine for the OR fallback);
+    the last word is a prefix while typing (``typing`` defaults to "no trailing space")."""
     text = text.replace("\u00a0", " ")
     typing = (not text.endswith((" ", "\t"))) if typing is None else typing
     words = list(analyze_query(text.strip()))
     match = MatchSet()
-    groups: list[wq.Query] = []
+    groups: list[WordGroup] = []
     stripped = text.rstrip()
     raw_last = _RAW_WORD.findall(stripped)
     for i, w in enumerate(words):
         is_last = i == len(words) - 1 and w.end >= len(stripped.rstrip("+.,;:!?»\"'"))
-        groups.append(expand_word(reader, w, match, prefix=typing and is_last))
+        groups.append(expand_word(lexicon, w, match, prefix=typing and is_last))
     # A last word that analysis dropped (a stop word, half typed): prefix only when alone.
     if typing and not words and raw_last:
-        group = _prefix_only(reader, raw_last[-1], match)
+        group = _prefix_only(lexicon, raw_last[-1], match)
         if group is not None:
             groups.append(group)
-    if not groups:
-        return ParsedQuery(wq.NullQuery, match, "box", [], [], [])
-    q = groups[0] if len(groups) == 1 else wq.And(groups)
-    return ParsedQuery(q, match, "box", groups, [w.text for w in words])
+    return ParsedQuery(None, match, "box", groups, [w.text for w in words])
 
 
 # --- archivist syntax -----------------------------------------------------------------------------
@@ -196,8 +168,8 @@ def looks_advanced(text: str) -> bool:
 class _Converter:
     """Rewrites the parser's raw tree into queries over the real index fields."""
 
-    def __init__(self, reader: IndexReader, key_of_tag) -> None:  # noqa: ANN001
-        self.reader = reader
+    def __init__(self, lexicon: Lexicon, key_of_tag) -> None:  # noqa: ANN001
+        self.lexicon = lexicon
         self.key_of_tag = key_of_tag
         self.match = MatchSet()
         self.notes: list[str] = []
@@ -255,7 +227,10 @@ class _Converter:
             words = self.words(q.text)
             if not words:
                 return wq.NullQuery
-            groups = [expand_word(self.reader, w, self.match, fields=self.fields_for(fieldname)) for w in words]
+            groups = [
+                expand_word(self.lexicon, w, self.match, fields=self.fields_for(fieldname)).to_query()
+                for w in words
+            ]
             return groups[0] if len(groups) == 1 else wq.And(groups)
         if isinstance(q, (wq.NumericRange, wq.DateRange)) and fieldname == "date":
             return q
@@ -271,7 +246,9 @@ class _Converter:
         if not words:
             return wq.NullQuery
         if len(words) == 1:
-            return expand_word(self.reader, words[0], self.match, fields=self.fields_for(fieldname))
+            return expand_word(
+                self.lexicon, words[0], self.match, fields=self.fields_for(fieldname)
+            ).to_query()
         surfaces = [w.surface for w in words]
         self.match.terms.update(surfaces)
         return wq.Or([
@@ -280,9 +257,9 @@ class _Converter:
         ])
 
 
-def advanced_query(reader: IndexReader, text: str, key_of_tag) -> ParsedQuery:  # noqa: ANN001
+def advanced_query(lexicon: Lexicon, text: str, key_of_tag) -> ParsedQuery:  # noqa: ANN001
     """Archivist syntax; falls back to plain words (with a note) when it does not parse."""
-    converter = _Converter(reader, key_of_tag)
+    converter = _Converter(lexicon, key_of_tag)
     try:
         raw = _parser().parse(text)
         notes = _oddities(text, raw)
@@ -291,7 +268,7 @@ def advanced_query(reader: IndexReader, text: str, key_of_tag) -> ParsedQuery:  
         raise
     except Exception as exc:  # noqa: BLE001 - any parser failure means: read as plain words
         plain = re.sub(r'["()\[\]{}^~*?:]|\b(?:AND|OR|NOT|TO)\b', " ", text)
-        parsed = box_query(reader, plain, typing=False)
+        parsed = box_query(lexicon, plain, typing=False)
         parsed.notes.append(
             f"la syntaxe n'a pas pu être lue ({type(exc).__name__}: {exc}); "
             f"recherche des mots : {' '.join(plain.split())}"
@@ -314,16 +291,16 @@ def _oddities(text: str, raw: wq.Query) -> list[str]:
     return notes
 
 
-def parse_query(reader: IndexReader, text: str, key_of_tag) -> ParsedQuery:  # noqa: ANN001
+def parse_query(lexicon: Lexicon, text: str, key_of_tag) -> ParsedQuery:  # noqa: ANN001
     """Read a visitor's or archivist's query. Empty text matches every document."""
     if len(text) > MAX_QUERY_LENGTH:
         raise QueryError(f"query too long ({len(text)} characters, limit {MAX_QUERY_LENGTH})")
     if not text.strip():
         return ParsedQuery(wq.Every(), MatchSet(), "all")
     if looks_advanced(text):
-        return advanced_query(reader, text, key_of_tag)
-    parsed = box_query(reader, text)
-    if parsed.query is wq.NullQuery and text.strip():
+        return advanced_query(lexicon, text, key_of_tag)
+    parsed = box_query(lexicon, text)
+    if not parsed.groups and text.strip():
         stop_only = all(fold(w) in STOP_WORDS for w in _RAW_WORD.findall(text))
         if stop_only:
             parsed.notes.append("la requête ne contient que des mots vides")

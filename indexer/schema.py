@@ -8,11 +8,12 @@ from pathlib import Path
 
 from whoosh import index as whoosh_index
 from whoosh.analysis import Analyzer
-from whoosh.fields import BOOLEAN, DATETIME, ID, KEYWORD, STORED, TEXT, Schema
+from whoosh.columns import VarBytesColumn
+from whoosh.fields import BOOLEAN, COLUMN, DATETIME, ID, KEYWORD, STORED, TEXT, Schema
 
 from indexer.analysis import FrenchTokenizer
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 """Bumped whenever fields or analysis change so that an old index is rebuilt, not misread."""
 
 TEXT_FIELDS: dict[str, float] = {"title": 4.0, "chapeau": 2.0, "body": 1.0, "attachment": 0.6}
@@ -50,6 +51,9 @@ def build_schema() -> Schema:
         year=ID(stored=True),
         published=BOOLEAN(stored=True),
         hash=STORED,
+        # What the search engine needs of every document (date, year, collection, tag keys,
+        # field lengths, title) in one small column, read at start-up without the bodies.
+        meta=COLUMN(VarBytesColumn()),
     )
 
 

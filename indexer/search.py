@@ -12,20 +12,20 @@ import datetime as dt
 import re
 import threading
 import time
-from collections import Counter
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+import numpy as np
 from whoosh import query as wq
 from whoosh.index import Index
 from whoosh.reading import TermNotFound
 from whoosh.searching import Searcher
 
-from indexer.analysis import STOP_WORDS, analyze, analyze_query, fold, light_words
+from indexer.analysis import STOP_WORDS, analyze, analyze_query, fold
+from indexer.engine import Engine
 from indexer.highlight import MatchSet, highlight, snippet
-from indexer.query import ParsedQuery, QueryError, fuzzy_terms, parse_query, prefix_terms
-from indexer.schema import TEXT_FIELDS
+from indexer.query import ParsedQuery, QueryError, parse_query, typo_distance
 from models.vocabulary import Vocabulary
 
 SORTS = ("relevance", "date", "-date")
@@ -111,53 +111,18 @@ class SearchResult:
         return asdict(self)
 
 
-class DocTable:
-    """Per-generation arrays over every live document, indexed by Whoosh document number."""
+@dataclass
+class Matches:
+    """Every match of a request: ``docs`` and ``scores`` side by side, ``order`` the positions
+    into them in display order (possibly only the first page's worth)."""
 
-    def __init__(self, searcher: Searcher, aliases: dict[str, list[str]] | None = None) -> None:
-        reader = searcher.reader()
-        self.generation = reader.generation()
-        self.vocabulary = Vocabulary(aliases)
-        self.docnums: list[int] = []
-        self.ids: dict[str, int] = {}
-        self.timestamp: dict[int, float] = {}
-        self.year: dict[int, str] = {}
-        self.collection: dict[int, str] = {}
-        self.tag_keys: dict[int, tuple[str, ...]] = {}
-        self.category_keys: dict[int, tuple[str, ...]] = {}
-        self.published: dict[int, bool] = {}
-        display: dict[str, Counter[str]] = {}
-        for docnum in reader.all_doc_ids():
-            f = reader.stored_fields(docnum)
-            self.docnums.append(docnum)
-            self.ids[f["id"]] = docnum
-            self.timestamp[docnum] = f["date"].replace(tzinfo=dt.UTC).timestamp()
-            self.year[docnum] = f.get("year", "")
-            self.collection[docnum] = f.get("collection", "")
-            self.tag_keys[docnum] = tuple(k for k in f.get("tag", "").split(",") if k)
-            self.category_keys[docnum] = tuple(k for k in f.get("category", "").split(",") if k)
-            self.published[docnum] = bool(f.get("published", True))
-            self.vocabulary.add(f.get("tags", []))
-            for w in light_words(f.get("title", "") + "\n" + f.get("chapeau", "")):
-                display.setdefault(w.surface, Counter())[w.text.lower()] += 1
-        self.display = {k: c.most_common(1)[0][0] for k, c in display.items()}
-
-    def passes(self, docnum: int, req: SearchRequest, tag_keys: list[str],
-               category_key: str | None, ts_from: float | None, ts_to: float | None) -> bool:
-        if req.collection and self.collection.get(docnum) != req.collection:
-            return False
-        if req.year and self.year.get(docnum) != str(req.year):
-            return False
-        if req.published is not None and self.published.get(docnum) != req.published:
-            return False
-        if tag_keys and not set(tag_keys) <= set(self.tag_keys.get(docnum, ())):
-            return False
-        if category_key and category_key not in self.category_keys.get(docnum, ()):
-            return False
-        ts = self.timestamp.get(docnum, 0.0)
-        if ts_from is not None and ts < ts_from:
-            return False
-        return not (ts_to is not None and ts >= ts_to)
+    searcher: Searcher
+    engine: Engine
+    parsed: ParsedQuery
+    docs: np.ndarray
+    scores: np.ndarray
+    order: np.ndarray
+    notes: list[str]
 
 
 def _day_start(day: dt.date) -> float:
@@ -165,138 +130,162 @@ def _day_start(day: dt.date) -> float:
 
 
 class SearchIndex:
-    """Searches one index; safe to share between threads (each gets its own Whoosh searcher)."""
+    """Searches one index; safe to share between threads (each gets its own Whoosh searcher,
+    all share the per-generation :class:`~indexer.engine.Engine`)."""
 
     def __init__(self, ix: Index, aliases: dict[str, list[str]] | None = None) -> None:
         self.ix = ix
         self.aliases = aliases
         self._local = threading.local()
         self._lock = threading.Lock()
-        self._table: DocTable | None = None
+        self._engine: Engine | None = None
+        self._vocabulary: Vocabulary | None = None
 
     # --- state -------------------------------------------------------------------------------
 
     def searcher(self) -> Searcher:
-        """This thread's searcher, refreshed if an ingest committed since it was opened."""
+        """This thread's searcher, replaced when an ingest committed since it was opened."""
         s: Searcher | None = getattr(self._local, "searcher", None)
-        if s is None:
-            s = self.ix.searcher()
-        elif not s.up_to_date():
+        if s is None or not s.up_to_date():
             # A new searcher, not ``refresh()``: refresh reuses segment readers and so keeps
             # their old deletion sets, and a deleted document would still be found. The old
             # one is left to the garbage collector: an export may still be streaming from it.
             s = self.ix.searcher()
-        self._local.searcher = s
+            self._local.searcher = s
         return s
 
-    def table(self, searcher: Searcher) -> DocTable:
+    def engine(self, searcher: Searcher | None = None) -> Engine:
+        """The arrays of the searcher's generation, built once per generation per worker."""
+        searcher = searcher or self.searcher()
         gen = searcher.reader().generation()
-        table = self._table
-        if table is None or table.generation != gen:
+        engine = self._engine
+        if engine is None or engine.generation != gen:
             with self._lock:
-                table = self._table
-                if table is None or table.generation != gen:
-                    table = DocTable(searcher, self.aliases)
-                    self._table = table
-        return table
+                engine = self._engine
+                if engine is None or engine.generation != gen:
+                    engine = Engine(searcher.reader())
+                    vocabulary = Vocabulary(self.aliases)
+                    for raw in engine.raw_tags.values():
+                        vocabulary.add(raw)
+                    self._engine, self._vocabulary = engine, vocabulary
+        return engine
 
-    def tag_key(self, raw: str) -> str:
-        return self.table(self.searcher()).vocabulary.key(raw)
+    @property
+    def vocabulary(self) -> Vocabulary:
+        self.engine()
+        assert self._vocabulary is not None
+        return self._vocabulary
+
+    def warm(self) -> None:
+        """Load spaCy, the arrays and the lexicon before the first visitor needs them."""
+        self.search(SearchRequest(q="numérique"))
+        engine = self.engine()
+        engine.lexicon  # noqa: B018 - built on first access
+        engine.display  # noqa: B018
 
     # --- search ------------------------------------------------------------------------------
 
-    def _matches(self, searcher: Searcher, table: DocTable, q: wq.Query,
-                 req: SearchRequest) -> list[tuple[int, float]]:
-        tag_keys = [table.vocabulary.key(t) for t in req.tags if t.strip()]
-        category_key = table.vocabulary.key(req.category) if req.category else None
-        ts_from = _day_start(req.date_from) if req.date_from else None
-        ts_to = _day_start(req.date_to + dt.timedelta(days=1)) if req.date_to else None
-        if q is wq.NullQuery:
-            return []
-        try:
-            results = searcher.search(q, limit=None)
-        except (TermNotFound, ValueError, TypeError) as exc:
-            raise QueryError(f"q: this query cannot be run ({exc})") from None
-        return [
-            (docnum, score)
-            for score, docnum in results.top_n
-            if table.passes(docnum, req, tag_keys, category_key, ts_from, ts_to)
-        ]
+    def _mask(self, engine: Engine, req: SearchRequest) -> np.ndarray:
+        voc = self.vocabulary
+        return engine.filter_mask(
+            tag_keys=[voc.key(t) for t in req.tags if t.strip()],
+            collection=req.collection,
+            category_key=voc.key(req.category) if req.category else None,
+            year=req.year,
+            published=req.published,
+            ts_from=_day_start(req.date_from) if req.date_from else None,
+            ts_to=_day_start(req.date_to + dt.timedelta(days=1)) if req.date_to else None,
+        )
 
-    def _order(self, table: DocTable, docs: list[tuple[int, float]], sort: str) -> list[tuple[int, float]]:
-        ts = table.timestamp
-        if sort == "-date":
-            return sorted(docs, key=lambda d: (-ts.get(d[0], 0), -d[1]))
-        if sort == "date":
-            return sorted(docs, key=lambda d: (ts.get(d[0], 0), -d[1]))
-        top = max((s for _, s in docs), default=1.0) or 1.0
-        # Scores within 0.1 % of the best one's scale count as a tie: the newest wins.
-        return sorted(docs, key=lambda d: (-round(d[1] / top, 3), -ts.get(d[0], 0)))
-
-    def run(self, req: SearchRequest, paged: bool = True) -> tuple[Searcher, DocTable, ParsedQuery, list[tuple[int, float]], list[str]]:
-        """Parse, match, filter and order: everything but the page (shared with the export)."""
-        req.validate(paged=paged)
-        searcher = self.searcher()
-        table = self.table(searcher)
-        parsed = parse_query(searcher.reader(), req.q, table.vocabulary.key)
-        notes = list(parsed.notes)
-        fallback = parsed.fallback_or()
-        if fallback is None:
-            docs = self._matches(searcher, table, parsed.query, req)
-        else:
-            docs, complete = self._by_coverage(searcher, table, parsed, fallback, req)
-            if not complete and docs:
-                parsed.mode = "or"
-                notes.append("peu de documents contiennent tous les mots : résultats approchants")
-        return searcher, table, parsed, self._order(table, docs, req.sort), notes
-
-    def _by_coverage(self, searcher: Searcher, table: DocTable, parsed: ParsedQuery,
-                     any_word: wq.Query, req: SearchRequest) -> tuple[list[tuple[int, float]], bool]:
+    def _box(self, engine: Engine, parsed: ParsedQuery, mask: np.ndarray,
+             notes: list[str]) -> tuple[np.ndarray, np.ndarray]:
         """AND first, OR when AND finds too little.
 
         Documents holding every word come first. When fewer than :data:`MIN_COMPLETE` do, the
         documents missing one word (or, for two words, any word) join them, their score scaled
-        by the share of words they hold, like Lucene's coordination factor. Returns the matches
-        and whether they all hold every word.
+        by the share of words they hold, like Lucene's coordination factor.
         """
         n = len(parsed.groups)
-        scored = self._matches(searcher, table, any_word, req)
-        if not scored:
-            return [], True
-        coverage: Counter[int] = Counter()
+        total = np.zeros(engine.n, dtype=np.float32)
+        coverage = np.zeros(engine.n, dtype=np.int32)
         for group in parsed.groups:
-            coverage.update(set(searcher.docs_for_query(group)))
-        complete = [(d, s) for d, s in scored if coverage[d] == n]
-        if len(complete) >= MIN_COMPLETE:
-            return complete, True
-        floor = n - 1 if n >= 3 else (1 if not complete else n)
-        kept = [(d, s * (coverage[d] / n) ** 2) for d, s in scored if coverage[d] >= floor]
-        return kept, len(kept) == len(complete)
+            scores = engine.score_group(group.alternatives, group.fields)
+            total += scores
+            coverage += scores > 0
+        coverage[~mask] = 0
+        complete = np.flatnonzero(coverage == n)
+        if len(complete) >= MIN_COMPLETE or n == 1:
+            return complete, total[complete]
+        floor = n - 1 if n >= 3 else (1 if len(complete) == 0 else n)
+        kept = np.flatnonzero(coverage >= max(1, floor))
+        if len(kept) > len(complete):
+            parsed.mode = "or"
+            notes.append("peu de documents contiennent tous les mots : résultats approchants")
+        return kept, total[kept] * (coverage[kept] / n) ** 2
+
+    def _advanced(self, searcher: Searcher, q: wq.Query,
+                  mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        try:
+            results = searcher.search(q, limit=None)
+        except (TermNotFound, ValueError, TypeError) as exc:
+            raise QueryError(f"q: this query cannot be run ({exc})") from None
+        if not results.top_n:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+        scores, docnums = zip(*results.top_n, strict=True)
+        d = np.asarray(docnums, dtype=np.int64)
+        s = np.asarray(scores, dtype=np.float32)
+        keep = mask[d]
+        return d[keep], s[keep]
+
+    def run(self, req: SearchRequest, paged: bool = True, limit: int | None = None) -> Matches:
+        """Parse, match, filter and order: everything but the page (shared with the export).
+
+        With ``limit``, only the first ``limit`` matches are put in order (a page needs no more).
+        """
+        req.validate(paged=paged)
+        searcher = self.searcher()
+        engine = self.engine(searcher)
+        parsed = parse_query(engine.lexicon, req.q, self.vocabulary.key)
+        notes = list(parsed.notes)
+        mask = self._mask(engine, req)
+        if parsed.mode == "all":
+            docs = np.flatnonzero(mask)
+            scores = np.zeros(len(docs), dtype=np.float32)
+        elif parsed.mode == "box" and parsed.groups:
+            docs, scores = self._box(engine, parsed, mask, notes)
+        elif parsed.query is not None:
+            docs, scores = self._advanced(searcher, parsed.query, mask)
+        else:
+            docs, scores = np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+        order = engine.order(np.arange(len(docs)), scores, docs, req.sort, limit)
+        return Matches(searcher, engine, parsed, docs, scores, order, notes)
 
     def search(self, req: SearchRequest) -> SearchResult:
         t0 = time.perf_counter()
-        searcher, table, parsed, docs, notes = self.run(req)
         start = (req.page - 1) * req.size
-        hits = [self._hit(searcher, d, s, parsed.match) for d, s in docs[start : start + req.size]]
-        suggestion = self._suggest(searcher, table, req, parsed)
+        m = self.run(req, limit=start + req.size)
+        page = m.order[start : start + req.size].tolist()
+        hits = [
+            self._hit(m.searcher, int(m.docs[i]), float(m.scores[i]), m.parsed.match) for i in page
+        ]
         return SearchResult(
-            total=len(docs),
+            total=len(m.docs),
             took_ms=round((time.perf_counter() - t0) * 1000, 2),
             page=req.page,
             size=req.size,
             hits=hits,
-            facets=self._facets(table, [d for d, _ in docs]),
-            suggestion=suggestion,
-            mode=parsed.mode,
-            notes=notes,
+            facets=self._facets(m.engine, m.docs),
+            suggestion=self._suggest(m.engine, req, m.parsed),
+            mode=m.parsed.mode,
+            notes=m.notes,
         )
 
     def export(self, req: SearchRequest) -> Iterator[dict[str, Any]]:
         """Every match in order, as plain records, produced lazily (no page limit)."""
-        searcher, _, _, docs, _ = self.run(req, paged=False)
-        reader = searcher.reader()
-        for docnum, score in docs:
-            yield self._record(reader.stored_fields(docnum), score)
+        m = self.run(req, paged=False)
+        reader = m.searcher.reader()
+        for i in m.order.tolist():
+            yield self._record(reader.stored_fields(int(m.docs[i])), float(m.scores[i]))
 
     # --- hits --------------------------------------------------------------------------------
 
@@ -335,56 +324,48 @@ class SearchIndex:
             attachment_html=attachment_html, attachments=rec["attachments"],
         )
 
-    def _facets(self, table: DocTable, docnums: list[int]) -> dict[str, list[FacetValue]]:
-        tags: Counter[str] = Counter()
-        collections: Counter[str] = Counter()
-        years: Counter[str] = Counter()
-        for d in docnums:
-            tags.update(table.tag_keys.get(d, ()))
-            collections[table.collection.get(d, "")] += 1
-            years[table.year.get(d, "")] += 1
-        voc = table.vocabulary
+    def _facets(self, engine: Engine, docnums: np.ndarray) -> dict[str, list[FacetValue]]:
+        raw = engine.facets(docnums)
+        voc = self.vocabulary
         return {
-            "tag": [FacetValue(k, voc.label(k), c) for k, c in tags.most_common(30)],
-            "collection": [FacetValue(k, k, c) for k, c in collections.most_common()],
-            "year": [FacetValue(k, k, c) for k, c in sorted(years.items(), reverse=True)],
+            "tag": [FacetValue(k, voc.label(k), c) for k, c in raw["tag"]],
+            "collection": [FacetValue(k, k, c) for k, c in raw["collection"]],
+            "year": [FacetValue(k, k, c) for k, c in raw["year"]],
         }
 
     # --- did you mean ------------------------------------------------------------------------
 
-    def _suggest(self, searcher: Searcher, table: DocTable, req: SearchRequest,
-                 parsed: ParsedQuery) -> str | None:
+    def _suggest(self, engine: Engine, req: SearchRequest, parsed: ParsedQuery) -> str | None:
         """A corrected query ("Essayez avec…") when a word is in no document at all and the
         closest frequent indexed word makes the query find something."""
         if parsed.mode not in ("box", "or") or not req.q.strip():
             return None
-        reader = searcher.reader()
+        lexicon = engine.lexicon
         typing = not req.q.endswith(" ")
         words = list(analyze_query(req.q.strip()))
         corrected = req.q
         changed = False
         for i, w in enumerate(words):
-            if typing and i == len(words) - 1 and prefix_terms(reader, w.surface, 1):
+            if typing and i == len(words) - 1 and lexicon.prefix(w.surface, 1):
                 continue
-            if any(reader.doc_frequency(f, t) for f in TEXT_FIELDS for t in w.terms):
+            if any(lexicon.doc_frequency(t) for t in w.terms):
                 continue
-            candidates = fuzzy_terms(reader, w.surface, 1)
+            candidates = lexicon.fuzzy(w.surface, max(1, typo_distance(w.surface)), 1)
             if not candidates:
                 continue
-            better = table.display.get(candidates[0], candidates[0])
+            better = engine.display.get(candidates[0], candidates[0])
             corrected = corrected.replace(w.text, better, 1)
             changed = True
         if not changed:
             return None
-        alt = SearchRequest(**{**asdict(req), "q": corrected, "page": 1})
-        _, _, _, docs, _ = self.run(alt)
-        return corrected if docs else None
+        alt = SearchRequest(**{**asdict(req), "q": corrected, "page": 1, "size": 1})
+        return corrected if len(self.run(alt, limit=1).docs) else None
 
     # --- documents ---------------------------------------------------------------------------
 
     def document(self, doc_id: str) -> dict[str, Any] | None:
         searcher = self.searcher()
-        docnum = self.table(searcher).ids.get(doc_id)
+        docnum = self.engine(searcher).id_to_docnum.get(doc_id)
         if docnum is None:
             return None
         f = searcher.stored_fields(docnum)
@@ -396,8 +377,8 @@ class SearchIndex:
     def similar(self, doc_id: str, limit: int = 5) -> list[dict[str, Any]] | None:
         """More like this: the document's most distinctive analysed terms, searched in the others."""
         searcher = self.searcher()
-        table = self.table(searcher)
-        docnum = table.ids.get(doc_id)
+        engine = self.engine(searcher)
+        docnum = engine.id_to_docnum.get(doc_id)
         if docnum is None:
             return None
         f = searcher.stored_fields(docnum)
@@ -406,38 +387,40 @@ class SearchIndex:
         key_terms = searcher.key_terms_from_text(
             "body", " ".join(w.surface for w in words), numterms=25
         )
-        alts = [
-            wq.Term(fname, term, boost=fb * weight)
-            for term, weight in key_terms
-            if term not in STOP_WORDS
-            for fname, fb in TEXT_FIELDS.items()
-        ]
-        alts += [wq.Term("tag", k, boost=3.0) for k in table.tag_keys.get(docnum, ())]
-        if not alts:
-            return []
-        results = searcher.search(wq.Or(alts), limit=limit + 1)
+        scores = np.zeros(engine.n, dtype=np.float32)
+        for term, weight in key_terms:
+            if term not in STOP_WORDS:
+                scores += engine.score_group([(term, float(weight))])
+        own_tags = set(self.vocabulary.keys(f.get("tags", [])))
+        for key in own_tags:
+            code = engine.tag_code.get(key)
+            if code is not None:
+                scores += engine.tags[:, code].toarray().ravel().astype(np.float32) * 3.0
+        scores[docnum] = 0
+        scores[~engine.live] = 0
+        best = np.argsort(-scores, kind="stable")[:limit]
         return [
-            self._record(searcher.stored_fields(d), s)
-            for s, d in results.top_n
-            if d != docnum
-        ][:limit]
+            self._record(searcher.stored_fields(int(d)), float(scores[d]))
+            for d in best
+            if scores[d] > 0
+        ]
 
     def autocomplete(self, text: str, limit: int = 8) -> list[dict[str, str]]:
-        """Completions of the word being typed (frequent terms), then matching titles."""
+        """Completions of the word being typed (frequent words), then matching titles."""
         if len(text) > 200:
             raise QueryError("q: too long for autocomplete (limit 200 characters)")
-        searcher = self.searcher()
-        table = self.table(searcher)
         m = re.search(r"([\w’'\-.]+)$", text)
         if not text.strip() or not m:
             return []
+        engine = self.engine()
         head, last = text[: m.start()], fold(m.group(1))
         out: list[dict[str, str]] = []
         seen: set[str] = set()
-        for term in prefix_terms(searcher.reader(), last, limit=limit * 3):
-            if term in STOP_WORDS or len(term) < 3 or term not in table.display:
+        display = engine.display
+        for term in engine.lexicon.prefix(last, limit * 3):
+            if term in STOP_WORDS or len(term) < 3 or term not in display:
                 continue
-            completion = head + table.display[term]
+            completion = head + display[term]
             if completion.lower() in seen:
                 continue
             seen.add(completion.lower())
@@ -453,38 +436,39 @@ class SearchIndex:
 
     def stats(self) -> dict[str, Any]:
         """Documents per year, per collection, per tag (first and last use), untagged share."""
-        searcher = self.searcher()
-        table = self.table(searcher)
-        years: Counter[str] = Counter(table.year.values())
-        collections: Counter[str] = Counter(table.collection.values())
-        first: dict[str, float] = {}
-        last: dict[str, float] = {}
-        counts: Counter[str] = Counter()
-        untagged = 0
-        for d in table.docnums:
-            keys = table.tag_keys.get(d, ())
-            if not keys:
-                untagged += 1
-            ts = table.timestamp[d]
-            for k in keys:
-                counts[k] += 1
-                first[k] = min(first.get(k, ts), ts)
-                last[k] = max(last.get(k, ts), ts)
-
-        def day(ts: float) -> str:
-            return dt.datetime.fromtimestamp(ts, dt.UTC).date().isoformat()
-
-        n = len(table.docnums)
+        engine = self.engine()
+        live = np.flatnonzero(engine.live)
+        voc = self.vocabulary
+        tag_matrix = engine.tags.tocsc()
+        tags = []
+        for code, key in enumerate(engine.tag_names):
+            docs = tag_matrix.indices[tag_matrix.indptr[code] : tag_matrix.indptr[code + 1]]
+            docs = docs[engine.live[docs]]
+            if not len(docs):
+                continue
+            ts = engine.timestamp[docs]
+            tags.append({
+                "tag": voc.label(key), "key": key, "count": len(docs),
+                "first": _day(float(ts.min())), "last": _day(float(ts.max())),
+                "variants": sorted(voc.variants.get(key, {})),
+            })
+        tags.sort(key=lambda t: (-t["count"], t["tag"]))
+        tagged = np.asarray(engine.tags.sum(axis=1)).ravel() > 0
+        untagged = int((~tagged[live]).sum())
+        years = np.bincount(engine.year[live]) if len(live) else np.zeros(0, dtype=np.int64)
+        colls = np.bincount(engine.collection[live], minlength=len(engine.collection_names))
+        n = len(live)
         return {
             "documents": n,
-            "per_year": dict(sorted(years.items())),
-            "per_collection": dict(collections.most_common()),
-            "tags": [
-                {"tag": table.vocabulary.label(k), "key": k, "count": c,
-                 "first": day(first[k]), "last": day(last[k]),
-                 "variants": sorted(table.vocabulary.variants.get(k, {}))}
-                for k, c in counts.most_common()
-            ],
+            "per_year": {str(y): int(c) for y, c in enumerate(years) if c},
+            "per_collection": dict(sorted(
+                ((engine.collection_names[i], int(c)) for i, c in enumerate(colls) if c),
+                key=lambda x: -x[1])),
+            "tags": tags,
             "untagged": untagged,
             "untagged_share": round(untagged / n, 4) if n else 0.0,
         }
+
+
+def _day(ts: float) -> str:
+    return dt.datetime.fromtimestamp(ts, dt.UTC).date().isoformat()

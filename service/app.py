@@ -17,7 +17,6 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 
-from indexer.search import SearchRequest
 from service.context import AppContext, Settings
 
 log = logging.getLogger("communiques")
@@ -111,8 +110,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        # Load spaCy and the document table before the first visitor, not during their query.
-        app.state.ctx.search.search(SearchRequest(q="numérique"))
+        # Load spaCy, the arrays and the lexicon before the first visitor, not during their query.
+        app.state.ctx.search.warm()
         yield
 
     app = FastAPI(
