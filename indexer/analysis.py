@@ -23,9 +23,12 @@ import unicodedata
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import TypeVar
 
 from whoosh.analysis import Token, Tokenizer
 from whoosh.lang.snowball.french import FrenchStemmer
+
+T = TypeVar("T")
 
 STEM_PREFIX = "~"
 """Stems share a field with plain terms; the prefix keeps them from meeting plain terms,
@@ -109,9 +112,13 @@ def _is_stemmable(text: str) -> bool:
     return not _SPLIT_PARTS.search(text.rstrip("+"))
 
 
-def make_word(text: str, start: int, lemma: str | None) -> Word | None:
-    """Build the :class:`Word` for one raw token, or None when it is punctuation or a stop word."""
-    text, start = _strip(text, start)
+@lru_cache(maxsize=500_000)
+def _word_parts(
+    raw: str, lemma: str | None
+) -> tuple[str, int, tuple[str, ...], str | None] | None:
+    """Everything about a token that does not depend on where it stands, cached: the same
+    words recur throughout a corpus, and this is the analysis' own share of ingest time."""
+    text, shift = _strip(raw, 0)
     if not text:
         return None
     surface = fold(text)
@@ -119,8 +126,7 @@ def make_word(text: str, start: int, lemma: str | None) -> Word | None:
         return None
     terms = [surface]
     if lemma:
-        lem = fold(lemma)
-        lem_stripped, _ = _strip(lem, 0)
+        lem_stripped, _ = _strip(fold(lemma), 0)
         if lem_stripped and lem_stripped not in terms and lem_stripped not in STOP_WORDS:
             terms.append(lem_stripped)
     core = surface.rstrip("+")
@@ -130,8 +136,18 @@ def make_word(text: str, start: int, lemma: str | None) -> Word | None:
         for part in _SPLIT_PARTS.split(core):
             if part and part not in terms:
                 terms.append(part)
-    stem_term = STEM_PREFIX + stem(surface.rstrip("+")) if _is_stemmable(text) else None
-    return Word(text=text, start=start, end=start + len(text), terms=tuple(terms), stem=stem_term)
+    stem_term = STEM_PREFIX + stem(core) if _is_stemmable(text) else None
+    return text, shift, tuple(terms), stem_term
+
+
+def make_word(text: str, start: int, lemma: str | None) -> Word | None:
+    """Build the :class:`Word` for one raw token, or None when it is punctuation or a stop word."""
+    parts = _word_parts(text, lemma)
+    if parts is None:
+        return None
+    word, shift, terms, stem_term = parts
+    begin = start + shift
+    return Word(text=word, start=begin, end=begin + len(word), terms=terms, stem=stem_term)
 
 
 class _Pipeline:
@@ -180,6 +196,16 @@ def analyze_many(texts: Sequence[str], batch_size: int = 32, n_process: int = 1)
     nlp = _pipeline.nlp
     for doc in nlp.pipe(texts, batch_size=batch_size, n_process=n_process):
         yield _words_from_doc(doc)
+
+
+def analyze_many_with(
+    items: Iterable[tuple[str, T]], batch_size: int = 64, n_process: int = 1
+) -> Iterator[tuple[list[Word], T]]:
+    """Like :func:`analyze_many` for (text, context) pairs, streamed: the input is consumed
+    lazily, so a whole ingest is one ``nlp.pipe`` run (its worker processes start once)."""
+    nlp = _pipeline.nlp
+    for doc, ctx in nlp.pipe(items, as_tuples=True, batch_size=batch_size, n_process=n_process):
+        yield _words_from_doc(doc), ctx
 
 
 @lru_cache(maxsize=4096)

@@ -14,16 +14,18 @@ import sys
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 from tqdm import tqdm
 from whoosh.index import Index
 from whoosh.writing import IndexWriter
 
-from indexer.analysis import AnalysedText, Word, analyze_many
+from indexer.analysis import AnalysedText, Word, analyze_many_with
 from indexer.document import Document, DocumentError, content_hash, parse_text, read_source
 from indexer.engine import encode_meta
 from models.vocabulary import Vocabulary
 
+T = TypeVar("T")
 MARKDOWN_SUFFIXES = (".md", ".markdown")
 NOT_DOCUMENTS = frozenset({"readme.md", "changelog.md", "license.md", "contributing.md"})
 """Markdown files that describe a folder rather than being a communiqué."""
@@ -94,11 +96,31 @@ def _texts(doc: Document) -> list[str]:
     return [doc.title, doc.chapeau, doc.body, attachment]
 
 
+def analyse_stream(
+    items: Iterable[tuple[Document, T]], n_process: int = 1
+) -> Iterator[tuple[tuple[Document, T], list[list[Word]]]]:
+    """Analyse every field of each document in one ``nlp.pipe`` stream, in input order.
+
+    ``items`` pairs each document with a caller's value, handed back with the analysis.
+    """
+    def texts() -> Iterator[tuple[str, tuple[Document, T] | None]]:
+        for item in items:
+            fields = _texts(item[0])
+            for text in fields[:-1]:
+                yield text, None
+            yield fields[-1], item  # the last field carries the item: the document is complete
+
+    fields: list[list[Word]] = []
+    for words, item in analyze_many_with(texts(), n_process=n_process):
+        fields.append(words)
+        if item is not None:
+            yield item, fields
+            fields = []
+
+
 def analyse_documents(docs: Sequence[Document], n_process: int = 1) -> list[list[list[Word]]]:
-    """One spaCy pass over every field of every document, batched through ``nlp.pipe``."""
-    flat = [t for d in docs for t in _texts(d)]
-    words = list(analyze_many(flat, n_process=n_process))
-    return [words[i * 4 : i * 4 + 4] for i in range(len(docs))]
+    """Analysis of a few documents at once (the API's single-document writes)."""
+    return [fields for _, fields in analyse_stream(((d, None) for d in docs), n_process)]
 
 
 def write_document(
@@ -189,51 +211,59 @@ def ingest(
     state = indexed_state(ix)
     files = list(find_files([Path(p) for p in paths]))
     seen: dict[str, str] = {}
-    pending: list[tuple[Document, bool]] = []
     show = sys.stderr.isatty() if progress is None else progress
 
-    def flush() -> None:
-        if not pending:
-            return
-        docs = [d for d, _ in pending]
-        analysed = analyse_documents(docs, n_process=n_process)
-        writer = open_writer(ix)
-        try:
-            for (doc, is_new), fields in zip(pending, analysed, strict=True):
-                write_document(writer, doc, fields, vocabulary)
-                (report.added if is_new else report.updated).append(doc.id)
-        except BaseException:
-            writer.cancel()
-            raise
-        writer.commit()
-        pending.clear()
+    def changed_documents() -> Iterator[tuple[Document, bool]]:
+        """Parse files lazily; yield only new or changed documents (with "is new")."""
+        for path in tqdm(files, desc="ingest", unit="file", disable=not show, file=sys.stderr):
+            doc_id = path.stem
+            if doc_id in seen:
+                report.rejected.append(
+                    (str(path), f"duplicate id '{doc_id}' (already read from {seen[doc_id]})")
+                )
+                continue
+            try:
+                source = read_source(path)
+                old = state.get(doc_id)
+                if prepare is None and old is not None and old[0] == content_hash(source):
+                    seen[doc_id] = str(path)
+                    report.unchanged.append(doc_id)
+                    continue
+                doc = parse_text(source, doc_id, collection_of(path), str(path))
+                if prepare is not None:
+                    extra = prepare(doc)
+                    if extra:
+                        doc.hash = content_hash(source + extra)
+            except DocumentError as exc:
+                report.rejected.append((exc.path, exc.reason))
+                continue
+            seen[doc_id] = str(path)
+            if old is not None and old[0] == doc.hash:
+                report.unchanged.append(doc_id)
+                continue
+            yield doc, old is None
 
-    for path in tqdm(files, desc="ingest", unit="file", disable=not show, file=sys.stderr):
-        doc_id = path.stem
-        if doc_id in seen:
-            report.rejected.append(
-                (str(path), f"duplicate id '{doc_id}' (already read from {seen[doc_id]})")
-            )
-            continue
-        try:
-            source = read_source(path)
-            doc = parse_text(source, doc_id, collection_of(path), str(path))
-            if prepare is not None:
-                extra = prepare(doc)
-                if extra:
-                    doc.hash = content_hash(source + extra)
-        except DocumentError as exc:
-            report.rejected.append((exc.path, exc.reason))
-            continue
-        seen[doc_id] = str(path)
-        old = state.get(doc_id)
-        if old is not None and old[0] == doc.hash:
-            report.unchanged.append(doc_id)
-            continue
-        pending.append((doc, old is None))
-        if len(pending) >= batch_size:
-            flush()
-    flush()
+    # One nlp.pipe stream over every changed document (workers start once), consumed here in
+    # order: each document is written as soon as its fields are analysed, and a commit closes
+    # each batch, so an interruption loses at most the batch in progress.
+    writer: IndexWriter | None = None
+    in_batch = 0
+    try:
+        for (doc, is_new), fields in analyse_stream(changed_documents(), n_process=n_process):
+            if writer is None:
+                writer = open_writer(ix)
+            write_document(writer, doc, fields, vocabulary)
+            (report.added if is_new else report.updated).append(doc.id)
+            in_batch += 1
+            if in_batch >= batch_size:
+                writer.commit()
+                writer, in_batch = None, 0
+    except BaseException:
+        if writer is not None:
+            writer.cancel()
+        raise
+    if writer is not None:
+        writer.commit()
 
     if prune:
         roots = [Path(p).resolve() for p in paths]
