@@ -7,7 +7,7 @@ MODEL ?= var/model.pkl
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: setup run index model test lint clean
+.PHONY: setup run index model test lint clean browser
 
 setup: $(VENV)/.installed
 
@@ -26,10 +26,14 @@ model: setup index
 run: model
 	$(BIN)/communiques serve --index $(INDEX) --model $(MODEL) --host $(HOST) --port $(PORT)
 
+# Debian's chromium (apt, as root, only when missing) + playwright in the venv: the browser tests.
+browser: setup
+	VENV=$(VENV) bash scripts/install-browser.sh
+
 lint: setup
 	$(BIN)/ruff check .
 
-test: setup
+test: setup browser
 	$(BIN)/ruff check .
 	$(BIN)/pytest -q
 

@@ -140,8 +140,10 @@ def markdown_to_text(source: str) -> str:
 
 
 def _inline_text(value: str) -> str:
-    """A one-line field (title): entities decoded, markup and line breaks flattened."""
-    return re.sub(r"\s+", " ", markdown_to_text(html.unescape(value))).strip()
+    """A one-line field (title): entities decoded (``&nbsp;``), line breaks flattened. Titles
+    are plain text: anything that looks like a tag is kept as text (and escaped on output),
+    never interpreted."""
+    return re.sub(r"\s+", " ", html.unescape(value).replace("\xa0", " ")).strip()
 
 
 # --- front matter fields ---------------------------------------------------------------------

@@ -10,7 +10,7 @@ from __future__ import annotations
 import html
 from dataclasses import dataclass, field
 
-from indexer.analysis import Word, light_tokens, light_words
+from indexer.analysis import Word, light_forms, light_words
 
 SNIPPET_WORDS = 30
 
@@ -27,17 +27,31 @@ class MatchSet:
         return bool(self.terms or self.stems or self.prefixes)
 
     def matches(self, word: Word) -> bool:
-        if word.stem and word.stem in self.stems:
-            return True
-        for t in word.terms:
-            if t in self.terms or any(t.startswith(p) for p in self.prefixes):
-                return True
-        return False
+        return self.matches_forms(word.terms, word.stem)
 
-    def key(self, word: Word) -> str:
-        """What a match counts as, so that a passage with two different query words beats one
-        repeating the same word."""
-        return word.stem or word.surface
+    def matches_forms(self, terms: tuple[str, ...], stem: str | None) -> bool:
+        if stem and stem in self.stems:
+            return True
+        prefixes = tuple(self.prefixes)
+        return any(t in self.terms or (prefixes and t.startswith(prefixes)) for t in terms)
+
+    def matcher(self):  # noqa: ANN201 - Callable[[tuple[str, ...], str | None], bool]
+        """:meth:`matches_forms` memoised on the surface form, for scanning many hits' text:
+        the same words recur, and a snippet checks every word of a hit's body."""
+        memo: dict[str, bool] = {}
+        prefixes = tuple(self.prefixes)
+        terms_set, stems = self.terms, self.stems
+
+        def check(terms: tuple[str, ...], stem: str | None) -> bool:
+            hit = memo.get(terms[0])
+            if hit is None:
+                hit = bool(stem and stem in stems) or any(
+                    t in terms_set or (prefixes and t.startswith(prefixes)) for t in terms
+                )
+                memo[terms[0]] = hit
+            return hit
+
+        return check
 
 
 def _render(text: str, spans: list[tuple[int, int]], start: int = 0, end: int | None = None) -> str:
@@ -66,17 +80,19 @@ def snippet(text: str, match: MatchSet, size: int = SNIPPET_WORDS) -> tuple[str,
     Best = most distinct query words, then most matches; the passage starts a few words before
     the first match so it reads naturally.
     """
-    tokens = list(light_tokens(text))
+    tokens = list(light_forms(text))
     if not tokens:
         return html.escape(text[:300]), 0
-    hits = [bool(match) and w is not None and match.matches(w) for _, _, w in tokens]
+    check = match.matcher()
+    hits = [bool(match) and terms is not None and check(terms, stem) for _, _, terms, stem in tokens]
     best_start, best_score = 0, (0, 0)
     for i, hit in enumerate(hits):
         if not hit:
             continue
         lo = max(0, i - 3)
         window = range(lo, min(len(tokens), lo + size))
-        keys = {match.key(tokens[j][2]) for j in window if hits[j]}  # type: ignore[arg-type]
+        # Distinct query words count first: two different words beat one word repeated.
+        keys = {tokens[j][3] or tokens[j][2][0] for j in window if hits[j]}  # type: ignore[index]
         score = (len(keys), sum(hits[j] for j in window))
         if score > best_score:
             best_start, best_score = lo, score

@@ -34,7 +34,11 @@ FUZZY_WEIGHT = 0.35
 MAX_PREFIX_TERMS = 40
 MAX_FUZZY_TERMS = 8
 
-_SYNTAX = re.compile(r'["()*?^\[\]{}]|\b(?:AND|OR|NOT)\b|\w:|(?:^|\s)[-+]\S|~\d?(?:\s|$)')
+# What turns a query into archivist syntax. A "?" or "*" counts only inside or at the end of a
+# word ("numéri*"), not as punctuation ("quel bilan ?").
+_SYNTAX = re.compile(
+    r'["()\[\]{}]|\b(?:AND|OR|NOT)\b|\w:|(?:^|\s)[-+]\S|\w[*?]|[*?]\w|\w\^\d|\w~\d?(?:\s|$)'
+)
 _RAW_WORD = re.compile(r"[\w’'.+\-@/]+")
 FIELD_ALIASES = {"titre": "title", "tags": "tag", "etiquette": "tag", "pj": "attachment"}
 
