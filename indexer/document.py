@@ -11,8 +11,10 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import html
+import itertools
 import os
 import re
+import stat
 from dataclasses import asdict, dataclass, field
 from html.parser import HTMLParser
 from pathlib import Path
@@ -24,6 +26,15 @@ from markdown_it import MarkdownIt
 
 MAX_FILE_BYTES = 5 * 1024 * 1024
 """Larger files are rejected: a real communiqué is a few kilobytes."""
+MAX_FRONT_MATTER_CHARS = 100_000
+MAX_BODY_CHARS = 300_000
+"""Front matter and body beyond these are rejected before parsing (a real front matter is
+2 KB, a real body 5 KB): YAML and markdown parsing, then spaCy, stay bounded in time and memory
+(spaCy refuses texts over 1,000,000 characters outright)."""
+MAX_FIELD_CHARS = 300_000
+"""Text of one field given to the analysis at most (attachments joined are cut there)."""
+MAX_YAML_ALIASES = 100
+MAX_YAML_DEPTH = 50
 
 DEFAULT_PERMALINKS = {
     "communiques": "/espace-presse/{id}/",
@@ -97,7 +108,8 @@ def permalink(collection: str, doc_id: str, patterns: dict[str, str] | None = No
 
 # --- markdown to text -------------------------------------------------------------------------
 
-_IAL = re.compile(r"\{:{1,2}[^}\n]*?[})]")
+_IAL = re.compile(r"\{:{1,2}[^}\n]{0,200}?[})]")
+"""Bounded: an unbounded lazy scan made a long line of ``{:`` quadratic (seconds per 10 KB)."""
 _BLOCK_TAGS = frozenset(
     ["p", "div", "br", "li", "ul", "ol", "h1", "h2", "h3", "h4", "h5", "h6", "tr", "td", "th", "table", "blockquote", "section", "article", "pre", "hr"]
 )
@@ -151,7 +163,29 @@ def _inline_text(value: str) -> str:
 
 class _Loader(yaml.SafeLoader):
     """Safe YAML, except that an impossible date (``2023-13-45``) stays text instead of
-    failing the whole file: only the fields we use decide whether a file is rejected."""
+    failing the whole file: only the fields we use decide whether a file is rejected.
+
+    Aliases and nesting are bounded: a front matter never needs them, and an alias bomb (a
+    few lines expanding to billions of items) or a 10,000-deep nesting is refused at once."""
+
+    def compose_node(self, parent: yaml.Node | None, index: object) -> yaml.Node | None:
+        if self.check_event(yaml.AliasEvent):
+            self._aliases = getattr(self, "_aliases", 0) + 1
+            if self._aliases > MAX_YAML_ALIASES:
+                raise yaml.composer.ComposerError(
+                    None, None, f"more than {MAX_YAML_ALIASES} aliases (an alias bomb?)",
+                    self.peek_event().start_mark,
+                )
+        self._depth = getattr(self, "_depth", 0) + 1
+        try:
+            if self._depth > MAX_YAML_DEPTH:
+                raise yaml.composer.ComposerError(
+                    None, None, f"nested more than {MAX_YAML_DEPTH} levels deep",
+                    self.peek_event().start_mark,
+                )
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
 
 
 def _timestamp_or_text(loader: yaml.SafeLoader, node: yaml.Node) -> object:
@@ -227,7 +261,7 @@ def _date_field(meta: dict[str, Any], path: str) -> dt.datetime:
         try:
             parsed = dt.datetime.fromisoformat(value.strip().replace(" +", "+").replace(" -", "-"))
         except ValueError:
-            raise DocumentError(path, f"field 'date': {value!r} is not a date") from None
+            raise DocumentError(path, f"field 'date': {value[:50]!r} is not a date") from None
     else:
         raise DocumentError(path, f"field 'date': expected a date, got {type(value).__name__}")
     if parsed.tzinfo is None:
@@ -263,14 +297,27 @@ def _published(meta: dict[str, Any]) -> bool:
 
 
 def read_source(path: Path, max_bytes: int = MAX_FILE_BYTES) -> str:
-    """Read a file as UTF-8 text, rejecting what is not a text file with a clear reason."""
+    """Read a file as UTF-8 text, rejecting what is not a text file with a clear reason.
+
+    Only regular files are opened (a FIFO would block, ``/dev/zero`` never end), and never more
+    than ``max_bytes`` + 1 bytes are read, even from a file that grows meanwhile.
+    """
     try:
-        size = path.stat().st_size
-        if size > max_bytes:
-            raise DocumentError(path, f"file too large ({size:,} bytes, limit {max_bytes:,})")
-        raw = path.read_bytes()
+        info = path.stat()
+        if not stat.S_ISREG(info.st_mode):
+            raise DocumentError(path, "not a regular file (a device, FIFO or socket)")
+        if info.st_size > max_bytes:
+            raise DocumentError(
+                path, f"file too large ({info.st_size:,} bytes, limit {max_bytes:,})"
+            )
+        with open(path, "rb") as fh:
+            if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
+                raise DocumentError(path, "not a regular file (a device, FIFO or socket)")
+            raw = fh.read(max_bytes + 1)
     except OSError as exc:
         raise DocumentError(path, f"unreadable: {exc.strerror or exc}") from None
+    if len(raw) > max_bytes:
+        raise DocumentError(path, f"file too large (over {max_bytes:,} bytes)")
     return decode_source(raw, path)
 
 
@@ -294,8 +341,19 @@ def parse_text(
     where = path or doc_id
     if not source.lstrip().startswith("---"):
         raise DocumentError(where, "no YAML front matter (the file must start with ---)")
-    if len(re.findall(r"^-{3,}\s*$", source, re.MULTILINE)) < 2:
+    delimiters = list(itertools.islice(re.finditer(r"^-{3,}\s*$", source, re.MULTILINE), 2))
+    if len(delimiters) < 2:
         raise DocumentError(where, "front matter is not closed by a --- line")
+    front_chars = delimiters[1].start() - delimiters[0].end()
+    if front_chars > MAX_FRONT_MATTER_CHARS:
+        raise DocumentError(
+            where, f"front matter too long ({front_chars:,} characters, limit {MAX_FRONT_MATTER_CHARS:,})"
+        )
+    body_chars = len(source) - delimiters[1].end()
+    if body_chars > MAX_BODY_CHARS:
+        raise DocumentError(
+            where, f"body too long ({body_chars:,} characters, limit {MAX_BODY_CHARS:,})"
+        )
     try:
         post = frontmatter.loads(source, handler=_HANDLER)
     except yaml.YAMLError as exc:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import bisect
 import json
 import math
+import os
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -23,14 +24,15 @@ from rapidfuzz import process
 from rapidfuzz.distance import OSA
 from scipy import sparse
 from whoosh.reading import IndexReader
+from whoosh.searching import Searcher
 
 from indexer.analysis import STEM_PREFIX, light_words
 from indexer.schema import TEXT_FIELDS
 
 K1 = 1.2
 B = 0.75
-POSTINGS_CACHE = 50_000
-"""Posting lists kept in memory per generation (least recently used dropped first)."""
+POSTINGS_BUDGET = int(os.environ.get("COMMUNIQUES_POSTINGS_MB", "160")) * 1024 * 1024
+"""Bytes of posting lists kept in memory per worker (least recently used dropped first)."""
 
 
 def encode_meta(**values: object) -> bytes:
@@ -42,6 +44,10 @@ def encode_meta(**values: object) -> bytes:
 class Postings:
     docnums: np.ndarray  # int32
     weights: np.ndarray  # float32: idf × BM25 term-frequency part
+
+    @property
+    def nbytes(self) -> int:
+        return int(self.docnums.nbytes + self.weights.nbytes) + 200
 
 
 class Lexicon:
@@ -99,7 +105,11 @@ class Lexicon:
 class Engine:
     """Arrays for one index generation. Built once, shared by every thread of a worker."""
 
-    def __init__(self, reader: IndexReader) -> None:
+    def __init__(self, searcher: Searcher) -> None:
+        self.searcher = searcher
+        self.lock = threading.RLock()
+        """Whoosh readers are not thread-safe: every use of ``searcher`` goes under this lock."""
+        reader = searcher.reader()
         self.reader = reader
         self.generation = reader.generation()
         n = reader.doc_count_all()
@@ -158,9 +168,18 @@ class Engine:
             f: float(self.lengths[f][self.live].mean()) if self.doc_count else 1.0 for f in TEXT_FIELDS
         }
         self._postings: OrderedDict[tuple[str, str], Postings] = OrderedDict()
-        self._lock = threading.Lock()
+        self._postings_bytes = 0
+        self._lock = self.lock
         self._lexicon: Lexicon | None = None
         self._display: dict[str, str] | None = None
+
+    def up_to_date(self) -> bool:
+        with self.lock:
+            return self.searcher.up_to_date()
+
+    def stored_fields(self, docnum: int) -> dict:
+        with self.lock:
+            return self.searcher.stored_fields(docnum)
 
     # --- lazily built parts ------------------------------------------------------------------
 
@@ -186,16 +205,18 @@ class Engine:
 
     def postings(self, fieldname: str, term: str) -> Postings | None:
         key = (fieldname, term)
-        cached = self._postings.get(key)
-        if cached is not None:
-            self._postings.move_to_end(key)
-            return cached
-        loaded = self._load(fieldname, term)
         with self._lock:
-            self._postings[key] = loaded
-            if len(self._postings) > POSTINGS_CACHE:
-                self._postings.popitem(last=False)
-        return loaded if len(loaded.docnums) else None
+            found = self._postings.get(key)
+            if found is not None:
+                self._postings.move_to_end(key)
+            else:
+                found = self._load(fieldname, term)
+                self._postings[key] = found
+                self._postings_bytes += found.nbytes
+                while self._postings_bytes > POSTINGS_BUDGET and len(self._postings) > 1:
+                    _, dropped = self._postings.popitem(last=False)
+                    self._postings_bytes -= dropped.nbytes
+        return found if len(found.docnums) else None
 
     def _load(self, fieldname: str, term: str) -> Postings:
         ids: list[np.ndarray] = []

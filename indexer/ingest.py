@@ -9,6 +9,7 @@ leaves the last committed index, with every document either in its old or its ne
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import os
 import sys
 from collections.abc import Iterable, Iterator, Sequence
@@ -21,14 +22,27 @@ from whoosh.index import Index
 from whoosh.writing import IndexWriter
 
 from indexer.analysis import AnalysedText, Word, analyze_many_with
-from indexer.document import Document, DocumentError, content_hash, parse_text, read_source
+from indexer.document import (
+    MAX_FIELD_CHARS,
+    Document,
+    DocumentError,
+    content_hash,
+    parse_text,
+    read_source,
+)
 from indexer.engine import encode_meta
+from indexer.locking import LockBusy, ingest_lock, workers_die_with_parent, write_lock
 from models.vocabulary import Vocabulary
 
 T = TypeVar("T")
 MARKDOWN_SUFFIXES = (".md", ".markdown")
 NOT_DOCUMENTS = frozenset({"readme.md", "changelog.md", "license.md", "contributing.md"})
 """Markdown files that describe a folder rather than being a communiqué."""
+BATCH_LOCK_WAIT = 30.0
+"""How long an ingest's commit waits for the write lock: only an API write (well under a
+second) can hold it, since the ingest lock keeps a second ingest out."""
+
+log = logging.getLogger("communiques.ingest")
 
 
 class IngestError(Exception):
@@ -92,7 +106,7 @@ def _utc_naive(value: dt.datetime) -> dt.datetime:
 
 
 def _texts(doc: Document) -> list[str]:
-    attachment = "\n\n".join(a.text for a in doc.attachments if a.text)
+    attachment = "\n\n".join(a.text for a in doc.attachments if a.text)[:MAX_FIELD_CHARS]
     return [doc.title, doc.chapeau, doc.body, attachment]
 
 
@@ -175,15 +189,33 @@ def indexed_state(ix: Index) -> dict[str, tuple[str, str]]:
 
 
 def open_writer(ix: Index, timeout: float = 0.0) -> IndexWriter:
-    """A writer, or a clear error when another process holds the index's write lock."""
-    from whoosh.index import LockError
+    """A writer, or a clear error naming the holder when a live process holds the index's
+    write lock. A stale lock (its owner died, a descriptor survived it) is cleared first; see
+    :mod:`indexer.locking`."""
+    folder = getattr(ix.storage, "folder", None)
+    if folder is None:  # not on disk (RamStorage): Whoosh's own lock
+        from whoosh.index import LockError
 
+        try:
+            return ix.writer(timeout=timeout)
+        except LockError:
+            raise IngestError("the index is locked by another writer; try again later") from None
+    lock = write_lock(Path(folder), ix.indexname)
     try:
-        return ix.writer(timeout=timeout)
-    except LockError:
+        lock.acquire(timeout=timeout)
+    except LockBusy as exc:
         raise IngestError(
-            "the index is locked by another writer (an ingest in progress?); try again later"
+            f"the index is locked by another writer ({exc.status.describe()}); try again later"
         ) from None
+    if lock.cleared is not None:
+        log.warning("cleared a stale write lock: %s", lock.cleared.describe())
+    try:
+        writer = ix.writer(_lk=False)
+    except BaseException:
+        lock.release()
+        raise
+    writer.writelock = lock  # released by Whoosh on commit or cancel
+    return writer
 
 
 def _under(path: str, roots: Iterable[Path]) -> bool:
@@ -205,7 +237,38 @@ def ingest(
 
     ``prepare(doc)`` may enrich a parsed document before analysis (attachments' text) and
     return an extra string folded into its content hash.
+
+    One ingest at a time per index: a second one fails at once with an :class:`IngestError`
+    naming the first. Worker processes (``n_process``) die with this process, even by kill -9.
     """
+    folder = getattr(ix.storage, "folder", None)
+    lock = ingest_lock(Path(folder)) if folder is not None else None
+    if lock is not None:
+        try:
+            lock.acquire(timeout=0.0)
+        except LockBusy as exc:
+            raise IngestError(
+                f"another ingest is running on this index ({exc.status.describe()}); "
+                "try again when it has finished"
+            ) from None
+    try:
+        with workers_die_with_parent():
+            return _ingest(ix, paths, vocabulary, prune, batch_size, n_process, progress, prepare)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _ingest(
+    ix: Index,
+    paths: Sequence[Path],
+    vocabulary: Vocabulary | None,
+    prune: bool,
+    batch_size: int,
+    n_process: int,
+    progress: bool | None,
+    prepare: callable | None,  # type: ignore[valid-type]
+) -> IngestReport:
     vocabulary = vocabulary or Vocabulary()
     report = IngestReport()
     state = indexed_state(ix)
@@ -251,7 +314,7 @@ def ingest(
     try:
         for (doc, is_new), fields in analyse_stream(changed_documents(), n_process=n_process):
             if writer is None:
-                writer = open_writer(ix)
+                writer = open_writer(ix, timeout=BATCH_LOCK_WAIT)
             write_document(writer, doc, fields, vocabulary)
             (report.added if is_new else report.updated).append(doc.id)
             in_batch += 1
@@ -269,7 +332,7 @@ def ingest(
         roots = [Path(p).resolve() for p in paths]
         gone = [i for i, (_, p) in state.items() if i not in seen and p and _under(p, roots)]
         if gone:
-            writer = open_writer(ix)
+            writer = open_writer(ix, timeout=BATCH_LOCK_WAIT)
             for doc_id in gone:
                 writer.delete_by_term("id", doc_id)
             writer.commit()

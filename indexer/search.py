@@ -1,9 +1,9 @@
 """The search core that the command line and the HTTP service both call.
 
-:class:`SearchIndex` owns one Whoosh index: a searcher per thread, refreshed when an ingest
-commits, and per index generation a :class:`DocTable` (dates, years, collections, tag keys of
-every document in arrays) so that filters, facets, date sorting and the recency tie-break never
-touch stored fields of the whole result set.
+:class:`SearchIndex` owns one Whoosh index and, per index generation, one
+:class:`~indexer.engine.Engine` (its searcher and its arrays): search-box queries are scored,
+filtered, ordered and counted in numpy; archivist syntax runs through Whoosh's matchers; hits
+are highlighted without spaCy.
 """
 
 from __future__ import annotations
@@ -30,6 +30,8 @@ from models.vocabulary import Vocabulary
 
 SORTS = ("relevance", "date", "-date")
 MAX_PAGE_SIZE = 100
+REFRESH_SECONDS = 0.25
+"""How often a request checks whether an ingest committed a new index generation."""
 MIN_COMPLETE = 5
 """Below this many documents holding every word, documents missing one word are shown too."""
 MAX_WINDOW = 10_000
@@ -116,7 +118,6 @@ class Matches:
     """Every match of a request: ``docs`` and ``scores`` side by side, ``order`` the positions
     into them in display order (possibly only the first page's worth)."""
 
-    searcher: Searcher
     engine: Engine
     parsed: ParsedQuery
     docs: np.ndarray
@@ -130,45 +131,51 @@ def _day_start(day: dt.date) -> float:
 
 
 class SearchIndex:
-    """Searches one index; safe to share between threads (each gets its own Whoosh searcher,
-    all share the per-generation :class:`~indexer.engine.Engine`)."""
+    """Searches one index; safe to share between threads.
+
+    Every request works on one :class:`~indexer.engine.Engine`: the arrays *and* the Whoosh
+    searcher of a single index generation, so document numbers always agree. When an ingest
+    commits, the next request (checked at most every :data:`REFRESH_SECONDS`) builds the new
+    generation's engine; requests already running finish on the old one.
+    """
 
     def __init__(self, ix: Index, aliases: dict[str, list[str]] | None = None) -> None:
         self.ix = ix
         self.aliases = aliases
-        self._local = threading.local()
         self._lock = threading.Lock()
         self._engine: Engine | None = None
         self._vocabulary: Vocabulary | None = None
+        self._checked = 0.0
 
     # --- state -------------------------------------------------------------------------------
 
-    def searcher(self) -> Searcher:
-        """This thread's searcher, replaced when an ingest committed since it was opened."""
-        s: Searcher | None = getattr(self._local, "searcher", None)
-        if s is None or not s.up_to_date():
-            # A new searcher, not ``refresh()``: refresh reuses segment readers and so keeps
-            # their old deletion sets, and a deleted document would still be found. The old
-            # one is left to the garbage collector: an export may still be streaming from it.
-            s = self.ix.searcher()
-            self._local.searcher = s
-        return s
-
-    def engine(self, searcher: Searcher | None = None) -> Engine:
-        """The arrays of the searcher's generation, built once per generation per worker."""
-        searcher = searcher or self.searcher()
-        gen = searcher.reader().generation()
+    def engine(self) -> Engine:
+        """The current generation's engine, rebuilt when an ingest has committed since."""
         engine = self._engine
-        if engine is None or engine.generation != gen:
-            with self._lock:
-                engine = self._engine
-                if engine is None or engine.generation != gen:
-                    engine = Engine(searcher.reader())
-                    vocabulary = Vocabulary(self.aliases)
-                    for raw in engine.raw_tags.values():
-                        vocabulary.add(raw)
-                    self._engine, self._vocabulary = engine, vocabulary
+        now = time.monotonic()
+        if engine is not None and now - self._checked < REFRESH_SECONDS:
+            return engine
+        with self._lock:
+            engine = self._engine
+            self._checked = time.monotonic()
+            if engine is None or not engine.up_to_date():
+                # A new searcher, not ``refresh()``: refresh reuses segment readers and so
+                # keeps their old deletion sets (a deleted document would still be found).
+                engine = Engine(self.ix.searcher())
+                vocabulary = Vocabulary(self.aliases)
+                for raw in engine.raw_tags.values():
+                    vocabulary.add(raw)
+                self._engine, self._vocabulary = engine, vocabulary
         return engine
+
+    def changed(self) -> None:
+        """Say that this process just committed: the next request looks for the new generation
+        at once instead of waiting for the periodic check (a write is visible to its writer)."""
+        self._checked = 0.0
+
+    def searcher(self) -> Searcher:
+        """The current generation's Whoosh searcher (use under ``engine().lock``)."""
+        return self.engine().searcher
 
     @property
     def vocabulary(self) -> Vocabulary:
@@ -223,15 +230,17 @@ class SearchIndex:
             notes.append("peu de documents contiennent tous les mots : résultats approchants")
         return kept, total[kept] * (coverage[kept] / n) ** 2
 
-    def _advanced(self, searcher: Searcher, q: wq.Query,
+    def _advanced(self, engine: Engine, q: wq.Query,
                   mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         try:
-            results = searcher.search(q, limit=None)
+            with engine.lock:
+                results = engine.searcher.search(q, limit=None)
+                top_n = list(results.top_n)
         except (TermNotFound, ValueError, TypeError) as exc:
             raise QueryError(f"q: this query cannot be run ({exc})") from None
-        if not results.top_n:
+        if not top_n:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
-        scores, docnums = zip(*results.top_n, strict=True)
+        scores, docnums = zip(*top_n, strict=True)
         d = np.asarray(docnums, dtype=np.int64)
         s = np.asarray(scores, dtype=np.float32)
         keep = mask[d]
@@ -243,8 +252,7 @@ class SearchIndex:
         With ``limit``, only the first ``limit`` matches are put in order (a page needs no more).
         """
         req.validate(paged=paged)
-        searcher = self.searcher()
-        engine = self.engine(searcher)
+        engine = self.engine()
         parsed = parse_query(engine.lexicon, req.q, self.vocabulary.key)
         notes = list(parsed.notes)
         mask = self._mask(engine, req)
@@ -254,11 +262,11 @@ class SearchIndex:
         elif parsed.mode == "box" and parsed.groups:
             docs, scores = self._box(engine, parsed, mask, notes)
         elif parsed.query is not None:
-            docs, scores = self._advanced(searcher, parsed.query, mask)
+            docs, scores = self._advanced(engine, parsed.query, mask)
         else:
             docs, scores = np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
         order = engine.order(np.arange(len(docs)), scores, docs, req.sort, limit)
-        return Matches(searcher, engine, parsed, docs, scores, order, notes)
+        return Matches(engine, parsed, docs, scores, order, notes)
 
     def search(self, req: SearchRequest) -> SearchResult:
         t0 = time.perf_counter()
@@ -266,7 +274,7 @@ class SearchIndex:
         m = self.run(req, limit=start + req.size)
         page = m.order[start : start + req.size].tolist()
         hits = [
-            self._hit(m.searcher, int(m.docs[i]), float(m.scores[i]), m.parsed.match) for i in page
+            self._hit(m.engine, int(m.docs[i]), float(m.scores[i]), m.parsed.match) for i in page
         ]
         return SearchResult(
             total=len(m.docs),
@@ -283,9 +291,8 @@ class SearchIndex:
     def export(self, req: SearchRequest) -> Iterator[dict[str, Any]]:
         """Every match in order, as plain records, produced lazily (no page limit)."""
         m = self.run(req, paged=False)
-        reader = m.searcher.reader()
         for i in m.order.tolist():
-            yield self._record(reader.stored_fields(int(m.docs[i])), float(m.scores[i]))
+            yield self._record(m.engine.stored_fields(int(m.docs[i])), float(m.scores[i]))
 
     # --- hits --------------------------------------------------------------------------------
 
@@ -307,8 +314,8 @@ class SearchIndex:
             out["score"] = round(float(score), 4)
         return out
 
-    def _hit(self, searcher: Searcher, docnum: int, score: float, match: MatchSet) -> Hit:
-        f = searcher.stored_fields(docnum)
+    def _hit(self, engine: Engine, docnum: int, score: float, match: MatchSet) -> Hit:
+        f = engine.stored_fields(docnum)
         text = "\n\n".join(x for x in (f.get("chapeau", ""), f.get("body", "")) if x)
         snip, _ = snippet(text, match)
         attachment_html = ""
@@ -364,11 +371,11 @@ class SearchIndex:
     # --- documents ---------------------------------------------------------------------------
 
     def document(self, doc_id: str) -> dict[str, Any] | None:
-        searcher = self.searcher()
-        docnum = self.engine(searcher).id_to_docnum.get(doc_id)
+        engine = self.engine()
+        docnum = engine.id_to_docnum.get(doc_id)
         if docnum is None:
             return None
-        f = searcher.stored_fields(docnum)
+        f = engine.stored_fields(docnum)
         rec = self._record(f)
         rec.update(chapeau=f.get("chapeau", ""), body=f.get("body", ""),
                    attachment_text=f.get("attachment", ""))
@@ -376,17 +383,17 @@ class SearchIndex:
 
     def similar(self, doc_id: str, limit: int = 5) -> list[dict[str, Any]] | None:
         """More like this: the document's most distinctive analysed terms, searched in the others."""
-        searcher = self.searcher()
-        engine = self.engine(searcher)
+        engine = self.engine()
         docnum = engine.id_to_docnum.get(doc_id)
         if docnum is None:
             return None
-        f = searcher.stored_fields(docnum)
+        f = engine.stored_fields(docnum)
         text = " ".join([f.get("title", "")] * 2 + [f.get("chapeau", ""), f.get("body", "")])
         words = analyze(text)
-        key_terms = searcher.key_terms_from_text(
-            "body", " ".join(w.surface for w in words), numterms=25
-        )
+        with engine.lock:
+            key_terms = engine.searcher.key_terms_from_text(
+                "body", " ".join(w.surface for w in words), numterms=25
+            )
         scores = np.zeros(engine.n, dtype=np.float32)
         for term, weight in key_terms:
             if term not in STOP_WORDS:
@@ -400,7 +407,7 @@ class SearchIndex:
         scores[~engine.live] = 0
         best = np.argsort(-scores, kind="stable")[:limit]
         return [
-            self._record(searcher.stored_fields(int(d)), float(scores[d]))
+            self._record(engine.stored_fields(int(d)), float(scores[d]))
             for d in best
             if scores[d] > 0
         ]

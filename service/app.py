@@ -145,8 +145,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.get("/health", tags=["ops"])
     def health() -> dict[str, object]:
-        searcher = app.state.ctx.search.searcher()
-        return {"status": "ok", "documents": searcher.doc_count()}
+        return {"status": "ok", "documents": app.state.ctx.search.engine().doc_count}
 
     @app.get("/metrics", tags=["ops"], response_class=PlainTextResponse)
     def metrics() -> str:

@@ -143,6 +143,7 @@ async def put_document(
     except IngestError as exc:
         raise HTTPException(status_code=409, detail=str(exc)) from None
     _save_source(path, raw)
+    ctx.search.changed()
     return WriteOut(id=doc.id, status="created" if is_new else "updated", url=doc.url)
 
 
@@ -155,6 +156,7 @@ def remove_document(doc_id: str, ctx: Annotated[AppContext, Depends(get_context)
         raise HTTPException(status_code=409, detail=str(exc)) from None
     if not found:
         raise HTTPException(status_code=404, detail=f"no document with id {doc_id!r}")
+    ctx.search.changed()
     for path in ctx.settings.documents_dir.glob(f"*/{doc_id}.md"):
         path.unlink(missing_ok=True)
     return WriteOut(id=doc_id, status="deleted")
