@@ -169,6 +169,16 @@ class _Pipeline:
                     )
         return self._nlp
 
+    @property
+    def loaded(self) -> bool:
+        return self._nlp is not None
+
+    def load_in_background(self) -> threading.Thread:
+        """Start loading spaCy without waiting (a service is ready before the model is)."""
+        thread = threading.Thread(target=lambda: self.nlp, name="spacy-load", daemon=True)
+        thread.start()
+        return thread
+
 
 _pipeline = _Pipeline()
 
@@ -208,9 +218,27 @@ def analyze_many_with(
         yield _words_from_doc(doc), ctx
 
 
-@lru_cache(maxsize=4096)
 def analyze_query(text: str) -> tuple[Word, ...]:
-    """Query analysis, cached: visitors type the same prefixes again and again."""
+    """Query analysis. Until spaCy has finished loading in a starting service, queries get the
+    light analysis (folded surface form and stem, both always indexed): the search box answers
+    from the first second, only without lemma matching for those few seconds."""
+    if not _pipeline.loaded:
+        return tuple(light_words(text))
+    return _analyze_query(text)
+
+
+def load_in_background() -> threading.Thread:
+    return _pipeline.load_in_background()
+
+
+def analysis_ready() -> bool:
+    """True once spaCy is loaded (queries get lemmas, not only surface forms and stems)."""
+    return _pipeline.loaded
+
+
+@lru_cache(maxsize=4096)
+def _analyze_query(text: str) -> tuple[Word, ...]:
+    """Cached: visitors type the same prefixes again and again."""
     return tuple(analyze(text))
 
 

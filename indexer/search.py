@@ -22,7 +22,7 @@ from whoosh.index import Index
 from whoosh.reading import TermNotFound
 from whoosh.searching import Searcher
 
-from indexer.analysis import STOP_WORDS, analyze, analyze_query, fold
+from indexer.analysis import STOP_WORDS, analyze, analyze_query, fold, load_in_background
 from indexer.engine import Engine
 from indexer.highlight import MatchSet, highlight, snippet
 from indexer.query import ParsedQuery, QueryError, parse_query, typo_distance
@@ -183,8 +183,12 @@ class SearchIndex:
         assert self._vocabulary is not None
         return self._vocabulary
 
-    def warm(self) -> None:
-        """Load spaCy, the arrays and the lexicon before the first visitor needs them."""
+    def warm(self, wait_for_model: bool = True) -> None:
+        """Build the arrays, the lexicon and the completion forms before the first visitor
+        needs them, and load spaCy (or, with ``wait_for_model=False``, start loading it)."""
+        thread = load_in_background()
+        if wait_for_model:
+            thread.join()
         self.search(SearchRequest(q="numérique"))
         engine = self.engine()
         engine.lexicon  # noqa: B018 - built on first access

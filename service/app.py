@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib
-import json
 import logging
 import time
 from collections import defaultdict
@@ -18,6 +17,8 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 
 from service.context import AppContext, Settings
+from service.limits import BodySizeLimitMiddleware, RateLimitMiddleware
+from service.logging import configure_logging
 
 log = logging.getLogger("communiques")
 
@@ -80,7 +81,8 @@ class ObservabilityMiddleware(BaseHTTPMiddleware):
             response = await call_next(request)
             status = response.status_code
         except Exception:
-            log.exception("unhandled error on %s", request.url.path)
+            log.exception("unhandled error", extra={"fields": {
+                "method": request.method, "path": request.url.path}})
             response = JSONResponse({"detail": "internal error"}, status_code=500)
         elapsed = time.perf_counter() - t0
         route = request.scope.get("route")
@@ -88,10 +90,10 @@ class ObservabilityMiddleware(BaseHTTPMiddleware):
         request.app.state.metrics.observe(request.method, name, status, elapsed)
         for k, v in SECURITY_HEADERS.items():
             response.headers.setdefault(k, v)
-        log.info(json.dumps({
+        log.info("request", extra={"fields": {
             "method": request.method, "route": name, "status": status,
             "ms": round(elapsed * 1000, 2),
-        }))
+        }})
         return response
 
 
@@ -108,10 +110,12 @@ def _validation_error(request: Request, exc: RequestValidationError) -> JSONResp
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
+    configure_logging(secrets=[settings.api_key])
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        # Load spaCy, the arrays and the lexicon before the first visitor, not during their query.
-        app.state.ctx.search.warm()
+        # The arrays and the lexicon are ready before the first visitor; spaCy finishes loading
+        # in the background (queries meanwhile use the light analysis, see analyze_query).
+        app.state.ctx.search.warm(wait_for_model=False)
         yield
 
     app = FastAPI(
@@ -123,6 +127,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.ctx = AppContext(settings)
     app.state.metrics = Metrics()
     app.add_exception_handler(RequestValidationError, _validation_error)
+    # Innermost first: the body limit, then the rate limits, inside the observability
+    # middleware so that refused requests are counted, logged and get the security headers.
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RateLimitMiddleware, rates=settings.rates())
     app.add_middleware(ObservabilityMiddleware)
     if settings.site_origin:
         app.add_middleware(
@@ -145,7 +153,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.get("/health", tags=["ops"])
     def health() -> dict[str, object]:
-        return {"status": "ok", "documents": app.state.ctx.search.engine().doc_count}
+        from indexer.analysis import analysis_ready
+
+        return {
+            "status": "ok",
+            "documents": app.state.ctx.search.engine().doc_count,
+            # "light" for the few seconds spaCy takes to load after a start
+            "analysis": "full" if analysis_ready() else "light",
+        }
 
     @app.get("/metrics", tags=["ops"], response_class=PlainTextResponse)
     def metrics() -> str:

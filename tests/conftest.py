@@ -99,8 +99,11 @@ class LiveServer:
         else:
             self.stop()
             raise RuntimeError("service did not start within 60 s")
-        # Warm the analysis (spaCy loads on first query) so tests time only themselves.
-        httpx.get(self.url + "/api/search", params={"q": "numérique"}, timeout=60)
+        # spaCy finishes loading in the background: tests want the full analysis.
+        while time.monotonic() < deadline:
+            if httpx.get(self.url + "/health", timeout=5).json().get("analysis") == "full":
+                break
+            time.sleep(0.2)
 
     def stop(self) -> None:
         self.proc.terminate()

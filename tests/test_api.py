@@ -246,3 +246,20 @@ def test_queries_dev_over_http(shared_server: str) -> None:
             rr.append(reciprocal_rank([h["id"] for h in search(shared_server, q=q)["hits"]], rel))
         mrr = sum(rr) / len(rr)
         assert mrr >= floor, f"{name}: MRR@10 = {mrr:.3f}"
+
+
+def test_cors_allows_get_from_the_site_origin(sample_index) -> None:  # noqa: ANN001
+    from tests.conftest import start_server
+
+    server = start_server(sample_index, {"COMMUNIQUES_SITE_ORIGIN": "https://site.example"})
+    try:
+        r = httpx.get(server.url + "/api/search", params={"q": "cloud"},
+                      headers={"Origin": "https://site.example"})
+        assert r.headers["access-control-allow-origin"] == "https://site.example"
+        r = httpx.get(server.url + "/api/search", headers={"Origin": "https://evil.example"})
+        assert "access-control-allow-origin" not in r.headers
+        pre = httpx.options(server.url + "/api/documents/x", headers={
+            "Origin": "https://site.example", "Access-Control-Request-Method": "DELETE"})
+        assert "DELETE" not in pre.headers.get("access-control-allow-methods", "")
+    finally:
+        server.stop()
