@@ -93,3 +93,29 @@ def open_index(path: Path, create: bool = False) -> whoosh_index.Index:
     tmp.write_text(json.dumps({"schema_version": SCHEMA_VERSION}))
     os.replace(tmp, _meta_path(path))
     return ix
+
+
+class PublishError(Exception):
+    """The link cannot be (re)pointed; the message says why."""
+
+
+def publish(build: Path, link: Path) -> Path:
+    """Point ``link`` at the index folder ``build``, atomically (a symlink replaced by rename).
+
+    Services reading ``link`` open the new index on their next check while requests in flight
+    finish on the old one; ``build`` is checked to be a complete index of this version first.
+    Returns the previous target, if any, so that it can be kept for a rollback or removed.
+    """
+    build, link = Path(build).resolve(), Path(link)
+    open_index(build)  # refuses a missing, incomplete or incompatible index
+    if link.exists() and not link.is_symlink():
+        raise PublishError(
+            f"{link}: a folder, not a published link; move it aside (it can then be published)"
+        )
+    previous = link.resolve() if link.is_symlink() else None
+    link.parent.mkdir(parents=True, exist_ok=True)
+    tmp = link.with_name(f".{link.name}.tmp-{os.getpid()}")
+    tmp.unlink(missing_ok=True)
+    os.symlink(build, tmp)
+    os.replace(tmp, link)
+    return previous  # type: ignore[return-value]

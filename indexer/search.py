@@ -9,11 +9,13 @@ are highlighted without spaCy.
 from __future__ import annotations
 
 import datetime as dt
+import os
 import re
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -26,6 +28,7 @@ from indexer.analysis import STOP_WORDS, analyze, analyze_query, fold, load_in_b
 from indexer.engine import Engine
 from indexer.highlight import MatchSet, highlight, snippet
 from indexer.query import ParsedQuery, QueryError, parse_query, typo_distance
+from indexer.schema import open_index
 from models.vocabulary import Vocabulary
 
 SORTS = ("relevance", "date", "-date")
@@ -139,9 +142,14 @@ class SearchIndex:
     generation's engine; requests already running finish on the old one.
     """
 
-    def __init__(self, ix: Index, aliases: dict[str, list[str]] | None = None) -> None:
+    def __init__(self, ix: Index, aliases: dict[str, list[str]] | None = None,
+                 path: Path | None = None) -> None:
         self.ix = ix
         self.aliases = aliases
+        self.path = path
+        """The index's folder or published link: when the link is repointed to another index
+        (``communiques publish``), the next check opens that one."""
+        self._target = os.path.realpath(path) if path is not None else None
         self._lock = threading.Lock()
         self._engine: Engine | None = None
         self._vocabulary: Vocabulary | None = None
@@ -158,7 +166,13 @@ class SearchIndex:
         with self._lock:
             engine = self._engine
             self._checked = time.monotonic()
-            if engine is None or not engine.up_to_date():
+            swapped = False
+            if self.path is not None:
+                target = os.path.realpath(self.path)
+                if target != self._target:
+                    self.ix = open_index(Path(target))
+                    self._target, swapped = target, True
+            if swapped or engine is None or not engine.up_to_date():
                 # A new searcher, not ``refresh()``: refresh reuses segment readers and so
                 # keeps their old deletion sets (a deleted document would still be found).
                 engine = Engine(self.ix.searcher())

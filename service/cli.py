@@ -112,6 +112,19 @@ def cmd_stats(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_publish(args: argparse.Namespace) -> int:
+    from indexer.schema import PublishError, publish
+
+    link = _index_dir(args)
+    try:
+        previous = publish(args.build, link)
+    except PublishError as exc:
+        print(f"communiques publish: {exc}", file=sys.stderr)
+        return 2
+    print(f"{link} → {args.build.resolve()}" + (f" (was {previous})" if previous else ""))
+    return 0
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -161,6 +174,13 @@ def build_parser() -> argparse.ArgumentParser:
     _index_arg(p)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_stats)
+
+    p = sub.add_parser(
+        "publish", help="atomically point the index link at a freshly built index folder"
+    )
+    p.add_argument("build", type=Path, metavar="BUILD_DIR")
+    _index_arg(p)
+    p.set_defaults(func=cmd_publish)
 
     p = sub.add_parser("serve", help="run the HTTP service")
     _index_arg(p)

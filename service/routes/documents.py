@@ -137,7 +137,7 @@ async def put_document(
     path = _source_path(ctx.settings.documents_dir, collection, doc_id)
     try:
         source = decode_source(raw, doc_id)
-        doc, is_new = upsert_text(ctx.ix, source, doc_id, collection, str(path))
+        doc, is_new = upsert_text(ctx.search.ix, source, doc_id, collection, str(path))
     except DocumentError as exc:
         raise HTTPException(status_code=422, detail=exc.reason) from None
     except IngestError as exc:
@@ -151,7 +151,7 @@ async def put_document(
 def remove_document(doc_id: str, ctx: Annotated[AppContext, Depends(get_context)]) -> WriteOut:
     _check_id(doc_id)
     try:
-        found = delete_document(ctx.ix, doc_id)
+        found = delete_document(ctx.search.ix, doc_id)
     except IngestError as exc:
         raise HTTPException(status_code=409, detail=str(exc)) from None
     if not found:
