@@ -23,6 +23,7 @@ import numpy as np
 from rapidfuzz import process
 from rapidfuzz.distance import OSA
 from scipy import sparse
+from whoosh import query as wq
 from whoosh.reading import IndexReader
 from whoosh.searching import Searcher
 
@@ -268,6 +269,58 @@ class Engine:
                 if p is not None:
                     scores[p.docnums] += p.weights * (weight * boost)
         return scores
+
+    def evaluate(self, q: wq.Query) -> tuple[np.ndarray, np.ndarray]:
+        """Archivist queries (the tree :mod:`indexer.query` builds) as array operations:
+        a match mask and a score per document. Text terms use the cached posting lists;
+        leaves only Whoosh knows (phrases, ranges, keyword fields) ask Whoosh for their
+        documents."""
+        n = self.n
+        if q is wq.NullQuery:
+            return np.zeros(n, dtype=bool), np.zeros(n, dtype=np.float32)
+        if isinstance(q, wq.Every):
+            return self.live.copy(), np.zeros(n, dtype=np.float32)
+        if isinstance(q, wq.BinaryQuery):
+            (ma, sa), (mb, sb) = self.evaluate(q.a), self.evaluate(q.b)
+            if isinstance(q, wq.AndNot):
+                m = ma & ~mb
+                return m, sa * m
+            if isinstance(q, wq.AndMaybe):
+                return ma, (sa + sb) * ma
+            m = ma & mb  # Require and any other binary node: both must match
+            return m, sa * m
+        if isinstance(q, wq.Not):
+            m, _ = self.evaluate(q.query)
+            return self.live & ~m, np.zeros(n, dtype=np.float32)
+        if isinstance(q, wq.CompoundQuery):
+            parts = [self.evaluate(sub) for sub in q.subqueries]
+            if not parts:
+                return np.zeros(n, dtype=bool), np.zeros(n, dtype=np.float32)
+            masks = np.array([m for m, _ in parts])
+            m = masks.all(axis=0) if isinstance(q, wq.And) else masks.any(axis=0)
+            scores = np.sum([sc for _, sc in parts], axis=0, dtype=np.float32) * q.boost
+            return m, scores * m
+        if isinstance(q, wq.Term) and q.fieldname in TEXT_FIELDS:
+            m = np.zeros(n, dtype=bool)
+            scores = np.zeros(n, dtype=np.float32)
+            p = self.postings(q.fieldname, q.text)
+            if p is not None:
+                m[p.docnums] = True
+                scores[p.docnums] = p.weights * q.boost
+            return m, scores
+        m = np.zeros(n, dtype=bool)
+        with self.lock:
+            docs = list(self.searcher.docs_for_query(q))
+        m[docs] = True
+        m &= self.live
+        scores = np.zeros(n, dtype=np.float32)
+        if isinstance(q, wq.Phrase) and q.fieldname in TEXT_FIELDS:
+            for word in q.words:
+                p = self.postings(q.fieldname, word)
+                if p is not None:
+                    scores[p.docnums] += p.weights * q.boost
+            scores *= m
+        return m, scores
 
     # --- filters, order, facets --------------------------------------------------------------
 

@@ -13,6 +13,7 @@ A query that does not parse is searched as plain words, with a note saying so: n
 
 from __future__ import annotations
 
+import fnmatch
 import re
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -33,6 +34,8 @@ PREFIX_WEIGHT = 0.7
 FUZZY_WEIGHT = 0.35
 MAX_PREFIX_TERMS = 40
 MAX_FUZZY_TERMS = 8
+MAX_PATTERN_TERMS = 200
+"""Terms an archivist's ``numéri*`` or ``num?rique`` may expand to."""
 MAX_WILDCARD_POSTINGS = 200_000
 """Postings that the wildcard and prefix terms of one archivist query may reach in all (about
 0.4 s of work on a 2-core machine); beyond, the query is refused with a 400 instead of keeping
@@ -233,12 +236,21 @@ class _Converter:
             pattern = fold(q.text)
             if pattern[:1] in ("*", "?"):
                 raise QueryError(f"'{q.text}': a wildcard cannot start a word")
-            self.charge(pattern, q.text)
+            # Expanded through the lexicon, most frequent terms first and bounded: "a*" on a
+            # large archive must not become a query over every term of the index.
             if isinstance(q, wq.Prefix):
                 self.match.prefixes.add(pattern)
-                return wq.Or([wq.Prefix(f, pattern, boost=b) for f, b in self.fields_for(fieldname).items()])
-            self.match.prefixes.add(re.split(r"[*?]", pattern)[0])
-            return wq.Or([wq.Wildcard(f, pattern, boost=b) for f, b in self.fields_for(fieldname).items()])
+                terms = self.lexicon.prefix(pattern, MAX_PATTERN_TERMS)
+            else:
+                head = re.split(r"[*?]", pattern)[0]
+                self.match.prefixes.add(head)
+                rx = re.compile(fnmatch.translate(pattern))
+                terms = [t for t in self.lexicon.prefix(head, MAX_PATTERN_TERMS * 20) if rx.match(t)]
+                terms = terms[:MAX_PATTERN_TERMS]
+            if not terms:
+                return wq.NullQuery
+            self.match.terms.update(terms)
+            return WordGroup(q.text, [(t, 1.0) for t in terms], self.fields_for(fieldname)).to_query()
         if isinstance(q, wq.FuzzyTerm):
             self.fuzzy += 1
             if self.fuzzy > MAX_FUZZY_NODES:

@@ -251,18 +251,11 @@ class SearchIndex:
     def _advanced(self, engine: Engine, q: wq.Query,
                   mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         try:
-            with engine.lock:
-                results = engine.searcher.search(q, limit=None)
-                top_n = list(results.top_n)
+            matched, scores = engine.evaluate(q)
         except (TermNotFound, ValueError, TypeError) as exc:
             raise QueryError(f"q: this query cannot be run ({exc})") from None
-        if not top_n:
-            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
-        scores, docnums = zip(*top_n, strict=True)
-        d = np.asarray(docnums, dtype=np.int64)
-        s = np.asarray(scores, dtype=np.float32)
-        keep = mask[d]
-        return d[keep], s[keep]
+        docs = np.flatnonzero(matched & mask)
+        return docs, scores[docs]
 
     def run(self, req: SearchRequest, paged: bool = True, limit: int | None = None) -> Matches:
         """Parse, match, filter and order: everything but the page (shared with the export).
