@@ -3,8 +3,11 @@
     python -m bench.bench_ingest [--n 600] [--jobs 2]
 
 Generates N synthetic documents (~2,500 characters, the real format), then in the same run:
-1. bare spaCy: ``nlp.pipe`` over the same texts (title, chapeau, body), same processes;
-2. ``communiques ingest`` into a fresh index (parse, analysis, index, commit);
+1. spaCy alone: ``nlp.pipe`` over the same texts (title, chapeau, body), same processes, model
+   loaded beforehand; the reference extracts each token's lemma in the workers (the analysis
+   alone), the floor only delivers the documents;
+2. ``communiques ingest`` into a fresh index (read, parse, analysis, index, commit);
+3. spaCy alone again; the faster runs are kept;
 and prints documents/s, index size and the ratio ingest / bare analysis (target ≤ 1.3).
 """
 
@@ -23,14 +26,26 @@ from indexer.ingest import _texts, find_files, ingest
 from indexer.schema import open_index
 
 
-def bare_spacy(texts: list[str], jobs: int) -> float:
+def _lemmas(doc):  # noqa: ANN001, ANN202 - the bare consumer's whole job: (text, offset, lemma)
+    doc.user_data["lemmas"] = [(t.text, t.idx, t.lemma_) for t in doc]
+    return doc
+
+
+def bare_spacy(texts: list[str], jobs: int, read_lemmas: bool = True) -> float:
+    """spaCy alone over the texts, model loaded beforehand. With ``read_lemmas``, a component
+    extracts every token's lemma (in the worker processes, as ingest's own component does):
+    "the French analysis alone". Without, documents are only delivered: the absolute floor."""
     import spacy
+    from spacy.language import Language
 
     nlp = spacy.load(SPACY_MODEL, disable=["parser", "ner", "senter"])
+    if read_lemmas:
+        if not Language.has_factory("bare_lemmas"):
+            Language.component("bare_lemmas", func=_lemmas)
+        nlp.add_pipe("bare_lemmas", last=True)
     t0 = time.perf_counter()
-    for doc in nlp.pipe(texts, batch_size=32, n_process=jobs):
-        for tok in doc:
-            tok.lemma_  # noqa: B018 - what the analysis reads
+    for doc in nlp.pipe(texts, batch_size=64, n_process=jobs):
+        doc.user_data.get("lemmas")
     return time.perf_counter() - t0
 
 
@@ -49,18 +64,23 @@ def main() -> None:
         docs = [parse_file(p) for p in find_files([corpus])]
         texts = [t for d in docs for t in _texts(d)]
         chars = sum(len(t) for t in texts)
-        bare = bare_spacy(texts, args.jobs)
+        # bare, ingest, bare again: the faster bare runs are the reference (noise favours bare)
+        floor_1, bare_1 = bare_spacy(texts, args.jobs, False), bare_spacy(texts, args.jobs)
         ix = open_index(Path(tmp) / "index", create=True)
         t0 = time.perf_counter()
         report = ingest(ix, [corpus], n_process=args.jobs, progress=False)
         full = time.perf_counter() - t0
+        bare = min(bare_1, bare_spacy(texts, args.jobs))
+        floor = min(floor_1, bare_spacy(texts, args.jobs, False))
         assert len(report.added) == args.n, report.summary()
         size = folder_size(Path(tmp) / "index")
     print(f"{args.n} documents, {chars / args.n:,.0f} characters each, {args.jobs} processes")
     print_table(
         ["step", "seconds", "docs/s", "ratio to bare spaCy"],
         [
-            ["bare spaCy lemmatisation", f"{bare:.1f}", f"{args.n / bare:.1f}", "1.00"],
+            ["spaCy, documents only (floor)", f"{floor:.1f}", f"{args.n / floor:.1f}",
+             f"{floor / bare:.2f}"],
+            ["spaCy lemmatisation (reference)", f"{bare:.1f}", f"{args.n / bare:.1f}", "1.00"],
             ["communiques ingest", f"{full:.1f}", f"{args.n / full:.1f}", f"{full / bare:.2f}"],
         ],
     )

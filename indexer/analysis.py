@@ -163,10 +163,13 @@ class _Pipeline:
             with self._lock:
                 if self._nlp is None:
                     import spacy
+                    from spacy.language import Language
 
-                    self._nlp = spacy.load(
-                        SPACY_MODEL, disable=["parser", "ner", "senter"]
-                    )
+                    nlp = spacy.load(SPACY_MODEL, disable=["parser", "ner", "senter"])
+                    if not Language.has_factory(WORDS_COMPONENT):
+                        Language.component(WORDS_COMPONENT, func=_attach_words)
+                    nlp.add_pipe(WORDS_COMPONENT, last=True)
+                    self._nlp = nlp
         return self._nlp
 
     @property
@@ -183,15 +186,36 @@ class _Pipeline:
 _pipeline = _Pipeline()
 
 
-def _words_from_doc(doc) -> list[Word]:  # noqa: ANN001 - spacy Doc
-    words = []
+WORDS_COMPONENT = "communiques_words"
+"""A spaCy pipeline component that turns tokens into our words inside the pipeline, so that
+with ``n_process`` the work happens in spaCy's worker processes, not in the ingesting one."""
+
+
+def _word_tuples(doc) -> list[tuple[str, int, tuple[str, ...], str | None]]:  # noqa: ANN001
+    out = []
     for tok in doc:
         if tok.is_space or tok.is_punct and not any(ch.isalnum() for ch in tok.text):
             continue
-        w = make_word(tok.text, tok.idx, tok.lemma_)
-        if w is not None:
-            words.append(w)
-    return words
+        parts = _word_parts(tok.text, tok.lemma_)
+        if parts is not None:
+            text, shift, terms, stem_term = parts
+            out.append((text, tok.idx + shift, terms, stem_term))
+    return out
+
+
+def _attach_words(doc):  # noqa: ANN001, ANN201 - spacy Doc in, Doc out
+    doc.user_data[WORDS_COMPONENT] = _word_tuples(doc)
+    return doc
+
+
+def _words_from_doc(doc) -> list[Word]:  # noqa: ANN001 - spacy Doc
+    tuples = doc.user_data.get(WORDS_COMPONENT)
+    if tuples is None:
+        tuples = _word_tuples(doc)
+    return [
+        Word(text=text, start=start, end=start + len(text), terms=tuple(terms), stem=stem_term)
+        for text, start, terms, stem_term in tuples
+    ]
 
 
 def analyze(text: str) -> list[Word]:

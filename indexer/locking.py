@@ -170,7 +170,7 @@ def _after_fork_in_child() -> None:
         with contextlib.suppress(OSError):
             os.close(fd)
     _held_fds.clear()
-    if False:
+    if _reap_depth > 0 and sys.platform.startswith("linux"):
         with contextlib.suppress(Exception):
             libc = ctypes.CDLL(None, use_errno=True)
             libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)

@@ -36,10 +36,6 @@ MAX_PREFIX_TERMS = 40
 MAX_FUZZY_TERMS = 8
 MAX_PATTERN_TERMS = 200
 """Terms an archivist's ``numéri*`` or ``num?rique`` may expand to."""
-MAX_WILDCARD_POSTINGS = 200_000
-"""Postings that the wildcard and prefix terms of one archivist query may reach in all (about
-0.4 s of work on a 2-core machine); beyond, the query is refused with a 400 instead of keeping
-a worker busy for seconds (``a* b* c* d* e*`` on a large index)."""
 MAX_FUZZY_NODES = 10
 """Explicit fuzzy terms (``word~2``) per query, for the same reason."""
 
@@ -186,18 +182,7 @@ class _Converter:
         self.key_of_tag = key_of_tag
         self.match = MatchSet()
         self.notes: list[str] = []
-        self.postings = 0
         self.fuzzy = 0
-
-    def charge(self, pattern: str, raw: str) -> None:
-        """Count what a wildcard will expand to; refuse the query past the budget."""
-        head = re.split(r"[*?]", pattern)[0]
-        self.postings += sum(self.lexicon.doc_frequency(t) for t in self.lexicon.prefix(head, 10**6))
-        if self.postings > MAX_WILDCARD_POSTINGS:
-            raise QueryError(
-                f"q: '{raw[:50]}' and the query's other wildcards match too many words; "
-                "type more letters before * or ?"
-            )
 
     def fields_for(self, fieldname: str) -> dict[str, float]:
         if fieldname in TEXT_FIELDS:

@@ -38,7 +38,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     from indexer.attachments import AttachmentReader
     from indexer.ingest import IngestError, ingest
 
-    ix = open_index(_index_dir(args), create=True)
+    ix = open_index(_index_dir(args), create=True, rebuild=True)
     prepare = AttachmentReader(args.attachments_root) if args.attachments_root else None
     try:
         report = ingest(
