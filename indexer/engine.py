@@ -261,14 +261,22 @@ class Engine:
     def score_group(self, alternatives: Sequence[tuple[str, float]],
                     fields: dict[str, float] = TEXT_FIELDS) -> np.ndarray:
         """BM25 score of every document for one query word and its alternatives, summed over
-        fields weighted by their boost."""
-        scores = np.zeros(self.n, dtype=np.float32)
+        fields weighted by their boost. One ``bincount`` over all the posting lists: a prefix
+        or a typo expands a word to dozens of terms, and adding them one by one into a dense
+        array costs a pass over it each."""
+        ids: list[np.ndarray] = []
+        weights: list[np.ndarray] = []
         for term, weight in alternatives:
             for fname, boost in fields.items():
                 p = self.postings(fname, term)
                 if p is not None:
-                    scores[p.docnums] += p.weights * (weight * boost)
-        return scores
+                    ids.append(p.docnums)
+                    weights.append(p.weights * np.float32(weight * boost))
+        if not ids:
+            return np.zeros(self.n, dtype=np.float32)
+        return np.bincount(
+            np.concatenate(ids), weights=np.concatenate(weights), minlength=self.n
+        ).astype(np.float32)
 
     def evaluate(self, q: wq.Query) -> tuple[np.ndarray, np.ndarray]:
         """Archivist queries (the tree :mod:`indexer.query` builds) as array operations:
