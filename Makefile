@@ -7,7 +7,7 @@ MODEL ?= var/model.pkl
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: setup run index model test lint clean browser
+.PHONY: setup run index model test lint clean browser reliability
 
 setup: $(VENV)/.installed
 
@@ -36,6 +36,12 @@ lint: setup
 test: setup browser
 	$(BIN)/ruff check .
 	$(BIN)/pytest -q
+
+# The long reliability runs (about 10 minutes): 20 kill -9 during ingests, then 2 minutes of
+# 50 requests/s while ingesting; their tables go in bench/RESULTS.md (## Reliability).
+reliability: setup
+	$(PY) -m bench.crash --kills 20 --n 300
+	$(PY) -m bench.load_while_ingest --seconds 120 --rate 50
 
 clean:
 	rm -rf var .pytest_cache

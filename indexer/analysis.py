@@ -176,9 +176,18 @@ class _Pipeline:
     def loaded(self) -> bool:
         return self._nlp is not None
 
+    def warm(self) -> None:
+        """Load, then run a paragraph through: spaCy's lemmatizer memoises as it goes, and a
+        fresh process's first texts are otherwise the slowest."""
+        self.nlp(
+            "La direction interministérielle du numérique développe les services publics "
+            "numériques de l’État : identité numérique, données ouvertes, accessibilité et "
+            "cloud. Les agents recrutés accompagnent les administrations et les usagers."
+        )
+
     def load_in_background(self) -> threading.Thread:
         """Start loading spaCy without waiting (a service is ready before the model is)."""
-        thread = threading.Thread(target=lambda: self.nlp, name="spacy-load", daemon=True)
+        thread = threading.Thread(target=self.warm, name="spacy-load", daemon=True)
         thread.start()
         return thread
 
@@ -218,17 +227,30 @@ def _words_from_doc(doc) -> list[Word]:  # noqa: ANN001 - spacy Doc
     ]
 
 
+MAX_RUN = 100
+_LONG_RUN = re.compile(rf"\S{{{MAX_RUN + 1},}}")
+
+
+def _tame(text: str) -> str:
+    """The text spaCy is given: each run of more than :data:`MAX_RUN` characters without a
+    space (base64, a line of ``{:{:{:``…; never a word) blanked out, same length, so offsets
+    hold. spaCy's tokenizer is quadratic on such runs: 20,000 characters took 20 s."""
+    if len(text) <= MAX_RUN:
+        return text
+    return _LONG_RUN.sub(lambda m: " " * len(m.group()), text)
+
+
 def analyze(text: str) -> list[Word]:
     """Analyse one text (a query, a draft) with the full pipeline."""
     if not text or not text.strip():
         return []
-    return _words_from_doc(_pipeline.nlp(text))
+    return _words_from_doc(_pipeline.nlp(_tame(text)))
 
 
 def analyze_many(texts: Sequence[str], batch_size: int = 32, n_process: int = 1) -> Iterator[list[Word]]:
     """Analyse many texts through ``nlp.pipe``: the batched path used by ingest and training."""
     nlp = _pipeline.nlp
-    for doc in nlp.pipe(texts, batch_size=batch_size, n_process=n_process):
+    for doc in nlp.pipe(map(_tame, texts), batch_size=batch_size, n_process=n_process):
         yield _words_from_doc(doc)
 
 
@@ -238,7 +260,8 @@ def analyze_many_with(
     """Like :func:`analyze_many` for (text, context) pairs, streamed: the input is consumed
     lazily, so a whole ingest is one ``nlp.pipe`` run (its worker processes start once)."""
     nlp = _pipeline.nlp
-    for doc, ctx in nlp.pipe(items, as_tuples=True, batch_size=batch_size, n_process=n_process):
+    tamed = ((_tame(text), ctx) for text, ctx in items)
+    for doc, ctx in nlp.pipe(tamed, as_tuples=True, batch_size=batch_size, n_process=n_process):
         yield _words_from_doc(doc), ctx
 
 

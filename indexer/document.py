@@ -27,13 +27,18 @@ from markdown_it import MarkdownIt
 MAX_FILE_BYTES = 5 * 1024 * 1024
 """Larger files are rejected: a real communiqué is a few kilobytes."""
 MAX_FRONT_MATTER_CHARS = 100_000
-MAX_BODY_CHARS = 300_000
+MAX_BODY_CHARS = 100_000
 """Front matter and body beyond these are rejected before parsing (a real front matter is
 2 KB, a real body 5 KB): YAML and markdown parsing, then spaCy, stay bounded in time and memory
 (spaCy refuses texts over 1,000,000 characters outright)."""
-MAX_FIELD_CHARS = 300_000
+MAX_FIELD_CHARS = 100_000
 """Text of one field given to the analysis at most (attachments joined are cut there)."""
-MAX_YAML_ALIASES = 100
+MAX_WORDS = 10_000
+"""Words (spaCy tokens, estimated) of title, chapeau and body together: a real communiqué has
+about 1,000. spaCy's memory grows with the tokens of a batch (some 15 KB each for dense
+punctuation), so this bounds an ingest's memory whatever the files hold."""
+_TOKEN = re.compile(r"\w+|[^\w\s]")
+MAX_YAML_ALIASES = 20
 MAX_YAML_DEPTH = 50
 
 DEFAULT_PERMALINKS = {
@@ -330,6 +335,12 @@ def decode_source(raw: bytes, path: str | os.PathLike[str]) -> str:
         raise DocumentError(path, f"not UTF-8 (invalid byte at offset {exc.start})") from None
 
 
+def count_words(text: str, max_run: int = 100) -> int:
+    """Tokens as spaCy will see them, about: words and punctuation signs, runs of more than
+    ``max_run`` characters without a space left out (the analysis blanks them)."""
+    return sum(len(_TOKEN.findall(run)) for run in text.split() if len(run) <= max_run)
+
+
 def content_hash(source: str) -> str:
     return hashlib.sha256(source.encode("utf-8")).hexdigest()
 
@@ -370,6 +381,12 @@ def parse_text(
     if not title:
         raise DocumentError(where, "field 'title' is empty")
     chapeau_src = _text_field(meta, "chapeau-text", where) or _text_field(meta, "chapeau", where)
+    chapeau, body = markdown_to_text(chapeau_src), markdown_to_text(post.content)
+    words = sum(count_words(t) for t in (title, chapeau, body))
+    if words > MAX_WORDS:
+        raise DocumentError(
+            where, f"too many words to analyse ({words:,}, limit {MAX_WORDS:,})"
+        )
     return Document(
         id=doc_id,
         collection=collection,
@@ -379,8 +396,8 @@ def parse_text(
         date=_date_field(meta, where),
         tags=_list_field(meta, "tags", where),
         categories=_list_field(meta, "categories", where),
-        chapeau=markdown_to_text(chapeau_src),
-        body=markdown_to_text(post.content),
+        chapeau=chapeau,
+        body=body,
         attachments=_attachments(meta, where),
         published=_published(meta),
         hash=content_hash(source),

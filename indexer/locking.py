@@ -349,6 +349,8 @@ class FileLock:
             os.close(fd)
 
     def __enter__(self) -> FileLock:
+        if not self.locked:
+            self.acquire()
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -36,6 +36,9 @@ MAX_PREFIX_TERMS = 40
 MAX_FUZZY_TERMS = 8
 MAX_PATTERN_TERMS = 200
 """Terms an archivist's ``numéri*`` or ``num?rique`` may expand to."""
+MAX_QUERY_PATTERN_TERMS = 1_000
+"""Terms all the wildcards of one query may expand to together: ``a* OR b* OR … z*`` would
+be 5,200 terms in four fields, most of a second; such a query is refused (400) instead."""
 MAX_FUZZY_NODES = 10
 """Explicit fuzzy terms (``word~2``) per query, for the same reason."""
 
@@ -183,6 +186,7 @@ class _Converter:
         self.match = MatchSet()
         self.notes: list[str] = []
         self.fuzzy = 0
+        self.expanded = 0
 
     def fields_for(self, fieldname: str) -> dict[str, float]:
         if fieldname in TEXT_FIELDS:
@@ -232,6 +236,12 @@ class _Converter:
                 rx = re.compile(fnmatch.translate(pattern))
                 terms = [t for t in self.lexicon.prefix(head, MAX_PATTERN_TERMS * 20) if rx.match(t)]
                 terms = terms[:MAX_PATTERN_TERMS]
+            self.expanded += len(terms)
+            if self.expanded > MAX_QUERY_PATTERN_TERMS:
+                raise QueryError(
+                    f"q: the wildcards of this query match more than {MAX_QUERY_PATTERN_TERMS:,} "
+                    "words; use fewer of them, or more letters before * and ?"
+                )
             if not terms:
                 return wq.NullQuery
             self.match.terms.update(terms)

@@ -163,7 +163,11 @@ class SearchIndex:
         now = time.monotonic()
         if engine is not None and now - self._checked < REFRESH_SECONDS:
             return engine
-        with self._lock:
+        # While another thread checks or builds the next generation, requests go on with this
+        # one (no stall at each commit of an ingest), unless this process has just written.
+        if not self._lock.acquire(blocking=engine is None or self._checked == 0.0):
+            return engine  # type: ignore[return-value]
+        try:
             engine = self._engine
             self._checked = time.monotonic()
             swapped = False
@@ -179,7 +183,12 @@ class SearchIndex:
                 vocabulary = Vocabulary(self.aliases)
                 for raw in engine.raw_tags.values():
                     vocabulary.add(raw)
+                # Built before requests see the new engine, so none of them waits for it.
+                engine.lexicon  # noqa: B018
+                engine.display  # noqa: B018
                 self._engine, self._vocabulary = engine, vocabulary
+        finally:
+            self._lock.release()
         return engine
 
     def changed(self) -> None:
@@ -219,7 +228,7 @@ class SearchIndex:
             year=req.year,
             published=req.published,
             ts_from=_day_start(req.date_from) if req.date_from else None,
-            ts_to=_day_start(req.date_to + dt.timedelta(days=1)) if req.date_to else None,
+            ts_to=_day_start(req.date_to) + 86_400 if req.date_to else None,  # 9999-12-31 too
         )
 
     def _box(self, engine: Engine, parsed: ParsedQuery, mask: np.ndarray,
@@ -300,10 +309,16 @@ class SearchIndex:
         )
 
     def export(self, req: SearchRequest) -> Iterator[dict[str, Any]]:
-        """Every match in order, as plain records, produced lazily (no page limit)."""
+        """Every match in order, as plain records, produced lazily (no page limit).
+
+        The query is read and run here, at once: a refused query raises before the HTTP
+        response starts (a 400), not in the middle of a streamed 200.
+        """
         m = self.run(req, paged=False)
-        for i in m.order.tolist():
-            yield self._record(m.engine.stored_fields(int(m.docs[i])), float(m.scores[i]))
+        return (
+            self._record(m.engine.stored_fields(int(m.docs[i])), float(m.scores[i]))
+            for i in m.order.tolist()
+        )
 
     # --- hits --------------------------------------------------------------------------------
 

@@ -17,8 +17,9 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 
 from service.context import AppContext, Settings
-from service.limits import BodySizeLimitMiddleware, RateLimitMiddleware
+from service.limits import BodySizeLimitMiddleware, RateLimitMiddleware, document_refusals
 from service.logging import configure_logging
+from service.memory import tune_malloc
 
 log = logging.getLogger("communiques")
 
@@ -110,6 +111,7 @@ def _validation_error(request: Request, exc: RequestValidationError) -> JSONResp
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
+    tune_malloc()
     configure_logging(secrets=[settings.api_key])
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -150,6 +152,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 raise
             continue
         app.include_router(module.router)
+
+    def openapi() -> dict[str, object]:
+        if app.openapi_schema is None:
+            app.openapi_schema = document_refusals(FastAPI.openapi(app))
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
     @app.get("/health", tags=["ops"])
     def health() -> dict[str, object]:

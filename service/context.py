@@ -12,6 +12,7 @@ from fastapi import Request
 
 from indexer.schema import default_index_dir, open_index
 from indexer.search import SearchIndex
+from service.limits import DEFAULT_RATES, Rate
 
 DEFAULT_MODEL = "var/model.pkl"
 DEFAULT_FEEDBACK = "var/feedback.jsonl"
@@ -35,7 +36,26 @@ class Settings:
     site_origin: str = field(
         default_factory=lambda: os.environ.get("COMMUNIQUES_SITE_ORIGIN", "")
     )
-    max_body_bytes: int = 1_000_000
+    max_body_bytes: int = field(
+        default_factory=lambda: int(os.environ.get("COMMUNIQUES_MAX_BODY_BYTES", "1000000"))
+    )
+    rate_export: str = field(
+        default_factory=lambda: os.environ.get("COMMUNIQUES_RATE_EXPORT", DEFAULT_RATES["export"])
+    )
+    rate_suggest: str = field(
+        default_factory=lambda: os.environ.get("COMMUNIQUES_RATE_SUGGEST", DEFAULT_RATES["suggest"])
+    )
+    rate_write: str = field(
+        default_factory=lambda: os.environ.get("COMMUNIQUES_RATE_WRITE", DEFAULT_RATES["write"])
+    )
+    """Per-client rate limits, ``N/SECONDS`` or ``off`` (see :mod:`service.limits`)."""
+
+    def rates(self) -> dict[str, Rate | None]:
+        return {
+            "export": Rate.parse(self.rate_export),
+            "suggest": Rate.parse(self.rate_suggest),
+            "write": Rate.parse(self.rate_write),
+        }
 
 
 class AppContext:
@@ -44,7 +64,7 @@ class AppContext:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.ix = open_index(settings.index_dir, create=True)
-        self.search = SearchIndex(self.ix)
+        self.search = SearchIndex(self.ix, path=settings.index_dir)
         self.lock = threading.Lock()
         self.cache: dict[str, Any] = {}
         """Per-worker objects loaded on first use (the tag model, keyed by its file's mtime)."""

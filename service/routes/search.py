@@ -144,7 +144,11 @@ def _stream(records: Iterator[dict], fmt: str, fields: list[str]) -> Iterator[st
     yield buf.getvalue()
 
 
-@router.get("/export")
+@router.get("/export", response_class=StreamingResponse, responses={200: {
+    "description": "every match, as CSV or JSON lines (``format``)",
+    "content": {"text/csv": {"schema": {"type": "string"}},
+                "application/x-ndjson": {"schema": {"type": "string"}}},
+}})
 def export(
     req: Annotated[SearchRequest, Depends(search_request)],
     ctx: Annotated[AppContext, Depends(get_context)],
