@@ -32,7 +32,9 @@ MAX_QUERY_LENGTH = 500
 STEM_WEIGHT = 0.6
 PREFIX_WEIGHT = 0.7
 FUZZY_WEIGHT = 0.35
-MAX_PREFIX_TERMS = 40
+MAX_PREFIX_TERMS = 20
+TYPO_MAX_DF = 3
+"""Typo expansion only for words in fewer documents than this (rare or unknown words)."""
 MAX_FUZZY_TERMS = 8
 MAX_PATTERN_TERMS = 200
 """Terms an archivist's ``numéri*`` or ``num?rique`` may expand to."""
@@ -120,7 +122,9 @@ def expand_word(
     if prefix:
         weighted += [(t, PREFIX_WEIGHT) for t in lexicon.prefix(surface, MAX_PREFIX_TERMS)]
         match.prefixes.add(surface)
-    for t in lexicon.fuzzy(surface, typo_distance(surface), MAX_FUZZY_TERMS):
+    # A word many documents hold is no typo: expanding it would only add noise and cost.
+    dist = typo_distance(surface) if lexicon.doc_frequency(surface) < TYPO_MAX_DF else 0
+    for t in lexicon.fuzzy(surface, dist, MAX_FUZZY_TERMS):
         weighted.append((t, FUZZY_WEIGHT))
         match.terms.add(t)
     return WordGroup(word.text, weighted, dict(fields))
