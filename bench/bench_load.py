@@ -113,6 +113,7 @@ def main() -> None:
         server = subprocess.Popen(
             [sys.executable, "-m", "service.cli", "serve", "--index", str(index), "--port",
              str(port), "--workers", str(args.workers), "--log-level", "warning"], cwd=ROOT,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,  # request logs: not measured
         )
         base = f"http://127.0.0.1:{port}"
         try:
