@@ -19,6 +19,17 @@ SHARED = Path(os.environ.get("COMMUNIQUES_SHARED", ROOT.parent / "shared"))
 SHARED_CORPUS = SHARED / "corpus"
 QUERIES_DEV = SHARED / "queries-dev.tsv"
 
+GOOD = """---
+title: {title}
+date: 2021-03-04 10:00:00 +01:00
+tags:
+- Cloud
+---
+
+{body}
+"""
+"""A minimal valid communiqué: ``GOOD.format(title=..., body=...)``."""
+
 
 def require_shared() -> Path:
     """The real corpus beside the checkout: skipped when absent, a failure under CI=true."""

@@ -25,17 +25,8 @@ from indexer.document import DocumentError, parse_file
 from indexer.query import QueryError, parse_query
 from indexer.schema import open_index
 from indexer.search import SearchError, SearchIndex, SearchRequest
-from tests.conftest import ROOT, start_server
+from tests.conftest import GOOD, ROOT, start_server
 
-GOOD = """---
-title: {title}
-date: 2021-03-04 10:00:00 +01:00
-tags:
-- Cloud
----
-
-{body}
-"""
 FRONT = "---\ntitle: Titre\ndate: 2021-03-04 10:00:00 +01:00\n{extra}---\n\nCorps du texte.\n"
 
 

@@ -11,17 +11,7 @@ from pathlib import Path
 import pytest
 
 from service.cli import main
-from tests.conftest import ROOT, SAMPLE_CORPUS
-
-GOOD = """---
-title: {title}
-date: 2021-03-04 10:00:00 +01:00
-tags:
-- Cloud
----
-
-{body}
-"""
+from tests.conftest import GOOD, ROOT, SAMPLE_CORPUS
 
 
 def write(folder: Path, name: str, content: str | bytes) -> Path:

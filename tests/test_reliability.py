@@ -28,17 +28,7 @@ from indexer.locking import (
     write_lock,
 )
 from indexer.schema import open_index
-from tests.conftest import ROOT
-
-GOOD = """---
-title: {title}
-date: 2021-03-04 10:00:00 +01:00
-tags:
-- Cloud
----
-
-{body}
-"""
+from tests.conftest import GOOD, ROOT
 
 
 def _corpus(folder: Path, prefix: str, n: int) -> Path:
