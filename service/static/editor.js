@@ -4,14 +4,13 @@
  */
 (function () {
   "use strict";
+  var frenchDate = window.communiques.frenchDate;
 
   var form = document.getElementById("editor-form");
   if (!form || !window.fetch) {
     return;
   }
 
-  var MONTHS = ["janvier", "février", "mars", "avril", "mai", "juin", "juillet", "août",
-    "septembre", "octobre", "novembre", "décembre"];
 
   var titleInput = document.getElementById("ed-title");
   var textInput = document.getElementById("ed-text");
@@ -47,15 +46,6 @@
     node.textContent = message;
     node.classList.toggle("is-error", kind === "error");
     node.classList.toggle("is-ok", kind === "ok");
-  }
-
-  function frenchDate(value) {
-    var m = /^(\d{4})-(\d{2})-(\d{2})/.exec(value || "");
-    if (!m) {
-      return value || "";
-    }
-    var day = parseInt(m[3], 10);
-    return (day === 1 ? "1er" : String(day)) + " " + MONTHS[parseInt(m[2], 10) - 1] + " " + m[1];
   }
 
   function detailOf(body) {

@@ -7,6 +7,7 @@
  */
 (function () {
   "use strict";
+  var frenchDate = window.communiques.frenchDate;
 
   var form = document.getElementById("search-form");
   if (!form || !window.fetch || !window.AbortController || !window.URLSearchParams) {
@@ -23,8 +24,6 @@
     actualites: "Actualités",
     evenements: "Événements"
   };
-  var MONTHS = ["janvier", "février", "mars", "avril", "mai", "juin", "juillet", "août",
-    "septembre", "octobre", "novembre", "décembre"];
   var PARAM_ORDER = ["q", "tag", "collection", "category", "year", "date_from", "date_to", "sort", "page"];
 
   var input = document.getElementById("q");
@@ -147,15 +146,6 @@
     while (node.firstChild) {
       node.removeChild(node.firstChild);
     }
-  }
-
-  function frenchDate(value) {
-    var m = /^(\d{4})-(\d{2})-(\d{2})/.exec(value || "");
-    if (!m) {
-      return value || "";
-    }
-    var day = parseInt(m[3], 10);
-    return (day === 1 ? "1er" : String(day)) + " " + MONTHS[parseInt(m[2], 10) - 1] + " " + m[1];
   }
 
   function collectionLabel(value) {
