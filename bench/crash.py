@@ -79,7 +79,7 @@ def index_state(index: Path) -> tuple[dict[str, str], list[str]]:
         with ix.searcher() as s:
             stored = list(s.all_stored_fields())
             s.search(wq.Term("collection", "actualites"), limit=5)
-        engine = SearchIndex(ix).engine()
+        engine = SearchIndex(ix, preload=False).engine()
     except Exception as exc:  # noqa: BLE001 - any failure to open is the finding
         return {}, [f"index does not open: {type(exc).__name__}: {exc}"]
     ids = [f["id"] for f in stored]

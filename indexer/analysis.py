@@ -213,8 +213,17 @@ def _word_tuples(doc) -> list[tuple[str, int, tuple[str, ...], str | None]]:  # 
 
 
 def _attach_words(doc):  # noqa: ANN001, ANN201 - spacy Doc in, Doc out
-    doc.user_data[WORDS_COMPONENT] = _word_tuples(doc)
-    return doc
+    """Our words, on an empty Doc that replaces the analysed one: with ``n_process``, spaCy
+    sends every Doc back to the main process serialised (tokens, attributes, the tok2vec
+    tensor) and rebuilds it there, which the ingesting process would pay for each document
+    while only these tuples are ever read."""
+    from spacy.tokens import Doc
+
+    words = _word_tuples(doc)
+    slim = Doc(doc.vocab, words=[])
+    slim.user_data[WORDS_COMPONENT] = words
+    slim._context = doc._context
+    return slim
 
 
 def _words_from_doc(doc) -> list[Word]:  # noqa: ANN001 - spacy Doc

@@ -25,7 +25,7 @@ from whoosh.reading import TermNotFound
 from whoosh.searching import Searcher
 
 from indexer.analysis import STOP_WORDS, analyze, analyze_query, fold, load_in_background
-from indexer.engine import Engine
+from indexer.engine import Engine, SegmentPostings
 from indexer.highlight import MatchSet, highlight, snippet
 from indexer.query import ParsedQuery, QueryError, parse_query, typo_distance
 from indexer.schema import open_index
@@ -143,7 +143,7 @@ class SearchIndex:
     """
 
     def __init__(self, ix: Index, aliases: dict[str, list[str]] | None = None,
-                 path: Path | None = None) -> None:
+                 path: Path | None = None, preload: bool = True) -> None:
         self.ix = ix
         self.aliases = aliases
         self.path = path
@@ -151,6 +151,10 @@ class SearchIndex:
         (``communiques publish``), the next check opens that one."""
         self._target = os.path.realpath(path) if path is not None else None
         self._lock = threading.Lock()
+        self._segments = SegmentPostings()
+        self.preload = preload
+        """Read the longest posting lists ahead in a background thread after each new
+        generation (off for one-shot command-line searches)."""
         self._engine: Engine | None = None
         self._vocabulary: Vocabulary | None = None
         self._checked = 0.0
@@ -179,7 +183,7 @@ class SearchIndex:
             if swapped or engine is None or not engine.up_to_date():
                 # A new searcher, not ``refresh()``: refresh reuses segment readers and so
                 # keeps their old deletion sets (a deleted document would still be found).
-                engine = Engine(self.ix.searcher())
+                engine = Engine(self.ix.searcher(), self._segments)
                 vocabulary = Vocabulary(self.aliases)
                 for raw in engine.raw_tags.values():
                     vocabulary.add(raw)
@@ -187,9 +191,20 @@ class SearchIndex:
                 engine.lexicon  # noqa: B018
                 engine.display  # noqa: B018
                 self._engine, self._vocabulary = engine, vocabulary
+                self._preload(engine)
         finally:
             self._lock.release()
         return engine
+
+    def _preload(self, engine: Engine) -> None:
+        """Read the longest posting lists in the background (see :meth:`Engine.preload`)."""
+        if not self.preload:
+            engine.preloaded.set()
+            return
+        threading.Thread(
+            target=engine.preload, args=(self.ix.reader, lambda: self._engine is engine),
+            name="postings-preload", daemon=True,
+        ).start()
 
     def changed(self) -> None:
         """Say that this process just committed: the next request looks for the new generation
@@ -208,7 +223,8 @@ class SearchIndex:
 
     def warm(self, wait_for_model: bool = True) -> None:
         """Build the arrays, the lexicon and the completion forms before the first visitor
-        needs them, and load spaCy (or, with ``wait_for_model=False``, start loading it)."""
+        needs them, and load spaCy and read the longest posting lists (or, with
+        ``wait_for_model=False``, start both in the background)."""
         thread = load_in_background()
         if wait_for_model:
             thread.join()
@@ -216,6 +232,13 @@ class SearchIndex:
         engine = self.engine()
         engine.lexicon  # noqa: B018 - built on first access
         engine.display  # noqa: B018
+        if wait_for_model:
+            engine.preloaded.wait()
+
+    def warmed(self) -> bool:
+        """True once the current generation's longest posting lists are in memory."""
+        engine = self._engine
+        return engine is not None and engine.preloaded.is_set()
 
     # --- search ------------------------------------------------------------------------------
 
@@ -266,14 +289,19 @@ class SearchIndex:
         docs = np.flatnonzero(matched & mask)
         return docs, scores[docs]
 
-    def run(self, req: SearchRequest, paged: bool = True, limit: int | None = None) -> Matches:
+    def run(self, req: SearchRequest, paged: bool = True, limit: int | None = None,
+            fields: dict[str, float] | None = None) -> Matches:
         """Parse, match, filter and order: everything but the page (shared with the export).
 
         With ``limit``, only the first ``limit`` matches are put in order (a page needs no more).
+        With ``fields``, search-box words are looked for in those fields only.
         """
         req.validate(paged=paged)
         engine = self.engine()
         parsed = parse_query(engine.lexicon, req.q, self.vocabulary.key)
+        if fields is not None:
+            for group in parsed.groups:
+                group.fields = dict(fields)
         notes = list(parsed.notes)
         mask = self._mask(engine, req)
         if parsed.mode == "all":
@@ -460,11 +488,14 @@ class SearchIndex:
             out.append({"text": completion, "kind": "term"})
             if len(out) >= limit // 2 + 1:
                 break
-        titles = self.search(SearchRequest(q=text, size=limit))
-        for h in titles.hits:
-            if len(out) >= limit:
-                break
-            out.append({"text": h.title, "kind": "title", "id": h.id, "url": h.url})
+        # Titles holding the words typed, in the search's order, without what a dropdown does
+        # not show (bodies, snippets, facets, "did you mean").
+        m = self.run(SearchRequest(q=text, size=limit), limit=limit, fields={"title": 1.0})
+        for i in m.order[: limit - len(out)].tolist():
+            docnum = int(m.docs[i])
+            url = m.engine.stored_fields(docnum).get("url", "")
+            out.append({"text": m.engine.titles[docnum], "kind": "title",
+                        "id": m.engine.ids[docnum], "url": url})
         return out[:limit]
 
     def stats(self) -> dict[str, Any]:

@@ -61,7 +61,7 @@ def _drafts_from_index(index: Path) -> list[Any]:
     from indexer.search import SearchIndex
     from models.suggester import Draft
 
-    si = SearchIndex(open_index(index))
+    si = SearchIndex(open_index(index), preload=False)
     engine = si.engine()
     ids = sorted(engine.ids[d] for d in range(len(engine.ids)) if engine.live[d])
     drafts = []

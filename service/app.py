@@ -169,6 +169,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "documents": app.state.ctx.search.engine().doc_count,
             # "light" for the few seconds spaCy takes to load after a start
             "analysis": "full" if analysis_ready() else "light",
+            # "loading" while the longest posting lists are read ahead after a start or a commit
+            "postings": "ready" if app.state.ctx.search.warmed() else "loading",
         }
 
     @app.get("/metrics", tags=["ops"], response_class=PlainTextResponse)

@@ -64,7 +64,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     from indexer.query import QueryError
     from indexer.search import SearchError, SearchIndex, SearchRequest
 
-    si = SearchIndex(open_index(_index_dir(args)))
+    si = SearchIndex(open_index(_index_dir(args)), preload=False)
     req = SearchRequest(
         q=" ".join(args.query), size=args.limit, sort=args.sort, tags=args.tag or [],
         collection=args.collection, year=args.year, date_from=args.date_from,
@@ -99,7 +99,7 @@ def cmd_search(args: argparse.Namespace) -> int:
 def cmd_stats(args: argparse.Namespace) -> int:
     from indexer.search import SearchIndex
 
-    stats = SearchIndex(open_index(_index_dir(args))).stats()
+    stats = SearchIndex(open_index(_index_dir(args)), preload=False).stats()
     if args.json:
         print(json.dumps(stats, ensure_ascii=False, indent=2))
         return 0

@@ -254,6 +254,7 @@ def test_no_stack_traces_in_responses(tmp_path: Path, sample_index: Path,
 
     ctx.search.search = boom
     ctx.search.export = boom
+    ctx.search.run = boom
     for path in ("/api/search?q=x", "/api/export?q=x", "/?q=x", "/api/autocomplete?q=cloud"):
         r = client.get(path)
         assert r.status_code == 500, path
