@@ -21,7 +21,7 @@ from pathlib import Path
 
 from bench.synth import generate
 from bench.table import print_table
-from indexer.analysis import SPACY_MODEL
+from indexer.analysis import SPACY_MODEL, without_msgpack_plugins
 from indexer.document import parse_file
 from indexer.ingest import _texts, find_files, ingest
 from indexer.schema import open_index
@@ -50,6 +50,7 @@ def bare_spacy(texts: list[str], jobs: int, read_lemmas: bool = True, slim: bool
     import spacy
     from spacy.language import Language
 
+    without_msgpack_plugins()  # as ingest does: the reference gets spaCy at its fastest too
     nlp = spacy.load(SPACY_MODEL, disable=["parser", "ner", "senter"])
     if read_lemmas:
         name = "bare_lemmas_only" if slim else "bare_lemmas"

@@ -90,12 +90,12 @@ def build_light_index(source: Path, index_dir: Path) -> int:
     number of documents written.
     """
     from indexer.analysis import light_words
-    from indexer.ingest import COMPOUND, _texts, write_document
+    from indexer.ingest import WRITER_OPTIONS, _texts, write_document
     from indexer.schema import open_index
     from models.vocabulary import Vocabulary
 
     ix = open_index(index_dir, create=True)
-    writer = ix.writer(limitmb=256, compound=COMPOUND)
+    writer = ix.writer(limitmb=256, **WRITER_OPTIONS)
     vocabulary = Vocabulary()
     n = 0
     for path in find_files([source]):

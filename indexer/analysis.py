@@ -20,6 +20,7 @@ from __future__ import annotations
 import re
 import threading
 import unicodedata
+from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -150,6 +151,22 @@ def make_word(text: str, start: int, lemma: str | None) -> Word | None:
     return Word(text=word, start=begin, end=begin + len(word), terms=terms, stem=stem_term)
 
 
+def without_msgpack_plugins() -> None:
+    """Look srsly's msgpack codecs up once, not at every msgpack call.
+
+    spaCy serialises each Doc (to and from its worker processes) with srsly's msgpack, whose
+    encoder and decoder registries are searched on *each* call: every installed
+    distribution's entry points, then a copy of spaCy's whole function registry — about
+    1 ms a call, more than the rest of a short text's transport. The codecs found now (numpy's,
+    registered by srsly itself; no installed package adds one) are kept and reused.
+    """
+    import srsly.msgpack
+
+    for registry in (srsly.msgpack.msgpack_encoders, srsly.msgpack.msgpack_decoders):
+        codecs = registry.get_all()
+        registry.get_all = lambda codecs=codecs: dict(codecs)  # type: ignore[method-assign]
+
+
 class _Pipeline:
     """spaCy, loaded once per process and only when first needed (loading takes seconds)."""
 
@@ -165,6 +182,7 @@ class _Pipeline:
                     import spacy
                     from spacy.language import Language
 
+                    without_msgpack_plugins()
                     nlp = spacy.load(SPACY_MODEL, disable=["parser", "ner", "senter"])
                     if not Language.has_factory(WORDS_COMPONENT):
                         Language.component(WORDS_COMPONENT, func=_attach_words)
@@ -267,11 +285,21 @@ def analyze_many_with(
     items: Iterable[tuple[str, T]], batch_size: int = 64, n_process: int = 1
 ) -> Iterator[tuple[list[Word], T]]:
     """Like :func:`analyze_many` for (text, context) pairs, streamed: the input is consumed
-    lazily, so a whole ingest is one ``nlp.pipe`` run (its worker processes start once)."""
+    lazily, so a whole ingest is one ``nlp.pipe`` run (its worker processes start once).
+
+    Contexts wait here in a queue rather than going through spaCy's ``as_tuples``: that path
+    tokenises every text in this process and ships the Doc to the workers serialised, which
+    made the ingesting process as busy as a worker (``nlp.pipe`` keeps the input order)."""
     nlp = _pipeline.nlp
-    tamed = ((_tame(text), ctx) for text, ctx in items)
-    for doc, ctx in nlp.pipe(tamed, as_tuples=True, batch_size=batch_size, n_process=n_process):
-        yield _words_from_doc(doc), ctx
+    contexts: deque[T] = deque()
+
+    def texts() -> Iterator[str]:
+        for text, ctx in items:
+            contexts.append(ctx)
+            yield _tame(text)
+
+    for doc in nlp.pipe(texts(), batch_size=batch_size, n_process=n_process):
+        yield _words_from_doc(doc), contexts.popleft()
 
 
 def analyze_query(text: str) -> tuple[Word, ...]:

@@ -73,3 +73,20 @@ def test_light_words_agree_with_full_analysis_on_surface_and_stem() -> None:
     full = {(w.start, w.surface, w.stem) for w in analyze(text)}
     light = {(w.start, w.surface, w.stem) for w in light_words(text)}
     assert full == light
+
+
+def test_streamed_analysis_keeps_each_context_with_its_text() -> None:
+    """Contexts wait in a queue beside ``nlp.pipe`` (not spaCy's ``as_tuples``): with worker
+    processes, each text's words must still come back with its own context, in order."""
+    from indexer.analysis import analyze_many_with
+
+    texts = [(f"Le ministère publie le communiqué numéro {i} sur les données", i) for i in range(150)]
+    texts.insert(40, ("", "vide"))
+    out = list(analyze_many_with(iter(texts), batch_size=16, n_process=2))
+    assert [ctx for _, ctx in out] == [ctx for _, ctx in texts]
+    for words, ctx in out:
+        if ctx == "vide":
+            assert words == []
+        else:
+            assert str(ctx) in [w.text for w in words]
+            assert "donnee" in {t for w in words for t in w.terms}
