@@ -71,6 +71,8 @@ def run_load(base: str, reqs_file: Path, clients: int, seconds: float) -> None:
 
 
 def worker_rss(parent: int) -> list[float]:
+    """RSS of the server's worker processes (children running the service, not uvicorn's
+    supervisor nor multiprocessing's helper)."""
     out = []
     for child in Path("/proc").glob("[0-9]*"):
         try:
@@ -79,7 +81,9 @@ def worker_rss(parent: int) -> list[float]:
             continue
         fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
         if fields.get("PPid", "").strip() == str(parent):
-            out.append(int(fields.get("VmRSS", "0 kB").split()[0]) / 1024)
+            rss = int(fields.get("VmRSS", "0 kB").split()[0]) / 1024
+            if rss > 100:
+                out.append(rss)
     return out
 
 
@@ -124,7 +128,14 @@ def main() -> None:
                         break
                 except httpx.HTTPError:
                     time.sleep(0.1)
-            time.sleep(2)  # let every worker finish its warm-up
+            # Every worker warmed up (spaCy loaded, long posting lists read): /health answers
+            # from any worker, so ask until 20 answers in a row say so.
+            ready = 0
+            while ready < 20 and time.monotonic() - t0 < 300:
+                health = httpx.get(base + "/health", timeout=5).json()
+                full = health.get("analysis") == "full" and health.get("postings") == "ready"
+                ready = ready + 1 if full else 0
+                time.sleep(0.05)
             load = subprocess.run(
                 [sys.executable, "-c",
                  "import sys; from pathlib import Path; from bench.bench_load import run_load; "
