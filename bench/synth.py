@@ -82,15 +82,18 @@ def generate(out: Path, n: int, seed: int = 1, body_chars: int = 2500) -> list[P
     return paths
 
 
-def build_light_index(source: Path, index_dir: Path) -> int:
-    """Index a synthetic corpus with the light analysis (no spaCy lemmas) in one commit.
+def build_light_index(source: Path, index_dir: Path, commit_every: int | None = None,
+                      optimize: bool = False) -> int:
+    """Index a synthetic corpus with the light analysis (no spaCy lemmas), in one commit or,
+    with ``commit_every``, in batches as ``communiques ingest`` commits them (several
+    segments); ``optimize`` then merges them into one, as ``ingest --optimize`` does.
 
     For scale tests of everything downstream of analysis (export, facets, memory), where
     running spaCy over 10,000 documents would cost minutes and test nothing more. Returns the
     number of documents written.
     """
     from indexer.analysis import light_words
-    from indexer.ingest import WRITER_OPTIONS, _texts, write_document
+    from indexer.ingest import WRITER_OPTIONS, _texts, optimize_index, write_document
     from indexer.schema import open_index
     from models.vocabulary import Vocabulary
 
@@ -102,7 +105,12 @@ def build_light_index(source: Path, index_dir: Path) -> int:
         doc = parse_file(path)
         write_document(writer, doc, [list(light_words(t)) for t in _texts(doc)], vocabulary)
         n += 1
+        if commit_every and n % commit_every == 0:
+            writer.commit()
+            writer = ix.writer(limitmb=256, **WRITER_OPTIONS)
     writer.commit()
+    if optimize:
+        optimize_index(ix)
     return n
 
 

@@ -44,6 +44,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         report = ingest(
             ix, args.paths, prune=args.prune, n_process=args.jobs,
             progress=None if not args.quiet else False, prepare=prepare,
+            optimize=args.optimize,
         )
     except IngestError as exc:
         print(f"communiques ingest: {exc}", file=sys.stderr)
@@ -153,6 +154,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--attachments-root", type=Path, default=None, metavar="DIR",
                    help="folder where /uploads/... attachment paths are found (PDF text)")
     p.add_argument("--jobs", type=int, default=1, help="spaCy processes (default 1)")
+    p.add_argument("--optimize", action="store_true",
+                   help="merge the index into one segment at the end (for a full build that is "
+                        "then published: fastest to search, rewrites the whole index)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_ingest)

@@ -123,3 +123,31 @@ def test_real_corpus_all_indexed_then_unchanged(shared_corpus: Path, tmp_path: P
     assert json.loads(first.stdout)["added"] == 91
     second = json.loads(run_cli("ingest", str(copy), "--index", str(index), "--json").stdout)
     assert (second["unchanged"], second["added"], second["updated"]) == (91, 0, 0)
+
+
+def test_optimize_merges_batches_into_one_segment(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from indexer.ingest import ingest
+    from indexer.schema import open_index
+    from indexer.search import SearchIndex, SearchRequest
+
+    src = tmp_path / "src"
+    src.mkdir()
+    for i in range(12):
+        (src / f"doc-{i}.md").write_text(
+            GOOD.format(title=f"Communiqué numéro {i}", body=f"Texte {i} sur la souveraineté."),
+            encoding="utf-8",
+        )
+    index = tmp_path / "index"
+    ix = open_index(index, create=True)
+    ingest(ix, [src], batch_size=3, progress=False)  # four commits: several segments
+    reader = ix.reader()
+    assert len(reader.leaf_readers()) > 1
+    reader.close()
+    (src / "doc-0.md").write_text(GOOD.format(title="Communiqué révisé", body="Souveraineté."),
+                                  encoding="utf-8")
+    assert main(["ingest", str(src), "--index", str(index), "--optimize", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["segments"] == 1 and report["updated"] == 1
+    si = SearchIndex(open_index(index), preload=False)
+    assert si.search(SearchRequest(q="souveraineté")).total == 12
+    assert [h.title for h in si.search(SearchRequest(q="révisé")).hits] == ["Communiqué révisé"]
