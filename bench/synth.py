@@ -85,15 +85,21 @@ def generate(out: Path, n: int, seed: int = 1, body_chars: int = 2500) -> list[P
 def build_light_index(source: Path, index_dir: Path, commit_every: int | None = None,
                       optimize: bool = False) -> int:
     """Index a synthetic corpus with the light analysis (no spaCy lemmas), in one commit or,
-    with ``commit_every``, in batches as ``communiques ingest`` commits them (several
-    segments); ``optimize`` then merges them into one, as ``ingest --optimize`` does.
+    with ``commit_every``, in batches as ``communiques ingest`` commits them, segments then
+    consolidated as ingest does; ``optimize`` merges them into one, as ``ingest --optimize``.
 
     For scale tests of everything downstream of analysis (export, facets, memory), where
     running spaCy over 10,000 documents would cost minutes and test nothing more. Returns the
     number of documents written.
     """
     from indexer.analysis import light_words
-    from indexer.ingest import WRITER_OPTIONS, _texts, optimize_index, write_document
+    from indexer.ingest import (
+        WRITER_OPTIONS,
+        _texts,
+        consolidate_segments,
+        optimize_index,
+        write_document,
+    )
     from indexer.schema import open_index
     from models.vocabulary import Vocabulary
 
@@ -111,6 +117,8 @@ def build_light_index(source: Path, index_dir: Path, commit_every: int | None = 
     writer.commit()
     if optimize:
         optimize_index(ix)
+    elif commit_every:
+        consolidate_segments(ix)
     return n
 
 

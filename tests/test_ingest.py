@@ -151,3 +151,31 @@ def test_optimize_merges_batches_into_one_segment(tmp_path: Path, capsys: pytest
     si = SearchIndex(open_index(index), preload=False)
     assert si.search(SearchRequest(q="souveraineté")).total == 12
     assert [h.title for h in si.search(SearchRequest(q="révisé")).hits] == ["Communiqué révisé"]
+
+
+def test_ingest_consolidates_many_segments(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from indexer import ingest as ingest_module
+    from indexer.schema import open_index
+    from indexer.search import SearchIndex, SearchRequest
+
+    src = tmp_path / "src"
+    src.mkdir()
+    for i in range(10):
+        (src / f"doc-{i}.md").write_text(
+            GOOD.format(title=f"Communiqué {i}", body="La plateforme des données publiques."),
+            encoding="utf-8",
+        )
+    ix = open_index(tmp_path / "index", create=True)
+    ingest_module.ingest(ix, [src], batch_size=4, progress=False)
+    monkeypatch.setattr(ingest_module, "MAX_SEGMENTS", 1)
+    for i in range(10, 16):
+        (src / f"doc-{i}.md").write_text(
+            GOOD.format(title=f"Communiqué {i}", body="La plateforme des données publiques."),
+            encoding="utf-8",
+        )
+    (src / "doc-0.md").unlink()
+    report = ingest_module.ingest(ix, [src], batch_size=1, prune=True, progress=False)
+    assert report.segments == 2  # the largest, and every other one merged
+    si = SearchIndex(open_index(tmp_path / "index"), preload=False)
+    assert si.search(SearchRequest(q="plateforme données")).total == 15
+    assert si.document("doc-0") is None and si.document("doc-15") is not None
