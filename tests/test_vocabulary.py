@@ -131,20 +131,23 @@ def test_unknown_tags_are_kept_and_listed(vocab: Vocabulary) -> None:
     assert v.keys(["IA", "Intelligence artificielle", " ", "ia"]) == ["intelligence artificielle"]
 
 
-def test_alias_file_errors_name_the_file(tmp_path: Path) -> None:
-    assert load_aliases(tmp_path / "absent.yaml") == {}
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("Open data: [Open Data\n", "bad.yaml"),  # not YAML: the file is named
+        ("- Open data\n- IA\n", "mapping"),
+        ("Open data: {a: b}\n", "Open data"),  # the faulty entry is named
+    ],
+)
+def test_alias_file_errors_say_what_is_wrong(tmp_path: Path, text: str, reason: str) -> None:
     bad = tmp_path / "bad.yaml"
-    bad.write_text("Open data: [Open Data\n", encoding="utf-8")
-    with pytest.raises(VocabularyError, match="bad.yaml"):
+    bad.write_text(text, encoding="utf-8")
+    with pytest.raises(VocabularyError, match=reason):
         load_aliases(bad)
-    listed = tmp_path / "list.yaml"
-    listed.write_text("- Open data\n- IA\n", encoding="utf-8")
-    with pytest.raises(VocabularyError, match="mapping"):
-        load_aliases(listed)
-    nested = tmp_path / "nested.yaml"
-    nested.write_text("Open data: {a: b}\n", encoding="utf-8")
-    with pytest.raises(VocabularyError, match="Open data"):
-        load_aliases(nested)
+
+
+def test_alias_file_absent_or_with_single_values(tmp_path: Path) -> None:
+    assert load_aliases(tmp_path / "absent.yaml") == {}
     single = tmp_path / "single.yaml"
     single.write_text("Intelligence artificielle: IA\nCloud:\n", encoding="utf-8")
     assert load_aliases(single) == {"Intelligence artificielle": ["IA"], "Cloud": []}
