@@ -89,13 +89,16 @@ def free_port() -> int:
 class LiveServer:
     """The real service under uvicorn on a free loopback port, in its own process."""
 
-    def __init__(self, index: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(self, index: Path, env: dict[str, str] | None = None, workers: int = 1) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        self.workers = workers
         full_env = {**os.environ, "COMMUNIQUES_INDEX": str(index), **(env or {})}
+        # ``communiques serve``, as operators start it (several workers share one port).
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "service.app:create_app", "--factory",
-             "--host", "127.0.0.1", "--port", str(self.port), "--log-level", "warning"],
+            [sys.executable, "-m", "service.cli", "serve", "--index", str(index),
+             "--host", "127.0.0.1", "--port", str(self.port), "--workers", str(workers),
+             "--log-level", "warning"],
             cwd=ROOT, env=full_env,
         )
         deadline = time.monotonic() + 60
@@ -110,11 +113,15 @@ class LiveServer:
         else:
             self.stop()
             raise RuntimeError("service did not start within 60 s")
-        # spaCy finishes loading in the background: tests want the full analysis.
-        while time.monotonic() < deadline:
+        # spaCy finishes loading in the background: tests want the full analysis, in every
+        # worker (each answer comes from any of them: several in a row must say so).
+        full = 0
+        while time.monotonic() < deadline and full < 4 * workers:
             if httpx.get(self.url + "/health", timeout=5).json().get("analysis") == "full":
-                break
-            time.sleep(0.2)
+                full += 1
+            else:
+                full = 0
+                time.sleep(0.2)
 
     def stop(self) -> None:
         self.proc.terminate()
@@ -124,8 +131,8 @@ class LiveServer:
             self.proc.kill()
 
 
-def start_server(index: Path, env: dict[str, str] | None = None) -> LiveServer:
-    return LiveServer(index, env)
+def start_server(index: Path, env: dict[str, str] | None = None, workers: int = 1) -> LiveServer:
+    return LiveServer(index, env, workers)
 
 
 @pytest.fixture(scope="session")
