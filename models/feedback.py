@@ -25,10 +25,20 @@ from typing import Any
 from models.suggester import draft_hash
 
 MAX_TEXT_CHARS = 100_000
+"""Longest draft text accepted with a feedback record."""
+KEPT_TEXT_CHARS = 20_000
+"""Of a draft's text, the log keeps this much: enough to learn from, and a record stays small
+(at most about 100 kB in UTF-8) whatever is posted."""
+DEFAULT_MAX_BYTES = 20 * 1024 * 1024
+"""The log stops taking records at this size until it is rotated (see :meth:`FeedbackStore.append`)."""
 
 
 class FeedbackError(ValueError):
     """A feedback record that cannot be stored; the message names the field."""
+
+
+class FeedbackFull(FeedbackError):
+    """The log has reached its size limit: learn from it and rotate it before adding more."""
 
 
 @dataclass
@@ -61,8 +71,9 @@ def _clean_tags(values: Iterable[Any], name: str) -> list[str]:
 class FeedbackStore:
     """The JSONL feedback log at ``path`` (created on first append)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
         self.path = Path(path)
+        self.max_bytes = max_bytes
         self.skipped = 0
         """Unreadable lines met by the last :meth:`records` pass (a torn last write)."""
 
@@ -96,13 +107,19 @@ class FeedbackStore:
             "rejected": rej,
         }
         if keep_text and text:
-            record["text"] = text
+            record["text"] = text[:KEPT_TEXT_CHARS]
         line = (json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8")
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             size = os.fstat(fd).st_size
+            if size + len(line) > self.max_bytes:
+                raise FeedbackFull(
+                    f"{self.path}: the feedback log has reached its limit of "
+                    f"{self.max_bytes:,} bytes; run `communiques train --feedback {self.path}`, "
+                    "then move the file aside (COMMUNIQUES_FEEDBACK_MAX_MB sets the limit)"
+                )
             if size and _last_byte(self.path, size) != b"\n":
                 line = b"\n" + line  # a previous write was torn: start on a fresh line
             os.write(fd, line)
@@ -128,7 +145,7 @@ class FeedbackStore:
                 except (UnicodeDecodeError, ValueError):
                     self.skipped += 1
                     continue
-                if not isinstance(rec, dict) or not isinstance(rec.get("accepted", []), list):
+                if not _well_formed(rec):
                     self.skipped += 1
                     continue
                 yield rec
@@ -153,6 +170,23 @@ class FeedbackStore:
                 if tag not in entry.rejected:
                     entry.rejected.append(tag)
         return list(by_target.values())
+
+
+def _well_formed(rec: object) -> bool:
+    """A record as :meth:`FeedbackStore.append` writes it: anything else (hand-edited, from
+    another program, truncated into valid JSON) is skipped and counted, never learnt from."""
+    if not isinstance(rec, dict):
+        return False
+    for name in ("accepted", "rejected"):
+        tags = rec.get(name, [])
+        if not isinstance(tags, list) or not all(isinstance(t, str) and t.strip() for t in tags):
+            return False
+    if not (rec.get("accepted") or rec.get("rejected")):
+        return False
+    for name in ("doc_id", "draft", "title", "text"):
+        if rec.get(name) is not None and not isinstance(rec[name], str):
+            return False
+    return bool(rec.get("doc_id") or rec.get("draft"))
 
 
 def _last_byte(path: Path, size: int) -> bytes:

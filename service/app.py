@@ -16,6 +16,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 
+from service.auth import OriginCheckMiddleware
 from service.context import AppContext, Settings
 from service.limits import BodySizeLimitMiddleware, RateLimitMiddleware, document_refusals
 from service.logging import configure_logging
@@ -133,6 +134,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # middleware so that refused requests are counted, logged and get the security headers.
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(RateLimitMiddleware, rates=settings.rates())
+    app.add_middleware(OriginCheckMiddleware, settings=settings)
     app.add_middleware(ObservabilityMiddleware)
     if settings.site_origin:
         app.add_middleware(

@@ -33,6 +33,13 @@ class Settings:
         default_factory=lambda: Path(os.environ.get("COMMUNIQUES_DOCUMENTS", "var/documents"))
     )
     api_key: str = field(default_factory=lambda: os.environ.get("COMMUNIQUES_API_KEY", ""))
+    """The writers' key (editors): writes, tag feedback; it also reads drafts."""
+    read_key: str = field(default_factory=lambda: os.environ.get("COMMUNIQUES_READ_KEY", ""))
+    """The readers' key (archivists): drafts are shown to its holders (see :mod:`service.auth`)."""
+    feedback_max_mb: float = field(
+        default_factory=lambda: float(os.environ.get("COMMUNIQUES_FEEDBACK_MAX_MB", "20"))
+    )
+    """Size at which the feedback log stops taking records (train, then rotate it)."""
     site_origin: str = field(
         default_factory=lambda: os.environ.get("COMMUNIQUES_SITE_ORIGIN", "")
     )

@@ -40,7 +40,7 @@ MAX_CLIENTS = 10_000
 WRITE_METHODS = frozenset({"PUT", "POST", "PATCH", "DELETE"})
 
 
-async def _send_json(send: Send, status: int, body: dict[str, Any],
+async def send_json(send: Send, status: int, body: dict[str, Any],
                      headers: list[tuple[bytes, bytes]] | None = None) -> None:
     payload = json.dumps(body, ensure_ascii=False).encode()
     await send({
@@ -79,10 +79,10 @@ class BodySizeLimitMiddleware:
             try:
                 too_large = int(declared) > self.max_bytes
             except ValueError:
-                await _send_json(send, 400, {"detail": "invalid Content-Length"})
+                await send_json(send, 400, {"detail": "invalid Content-Length"})
                 return
             if too_large:
-                await _send_json(send, 413, detail)
+                await send_json(send, 413, detail)
                 return
         received = 0
         started = False
@@ -106,7 +106,7 @@ class BodySizeLimitMiddleware:
             await self.app(scope, counted_receive, tracked_send)
         except _TooLarge:
             if not started:
-                await _send_json(send, 413, detail)
+                await send_json(send, 413, detail)
 
 
 # --- rate limits ------------------------------------------------------------------------------
@@ -197,7 +197,7 @@ class RateLimitMiddleware:
                 if wait > 0:
                     seconds = max(1, math.ceil(wait))
                     rate = buckets.rate
-                    await _send_json(
+                    await send_json(
                         send, 429,
                         {"detail": f"too many requests: {name} is limited to {rate.capacity} "
                                    f"per {rate.period:g} s; retry in {seconds} s"},

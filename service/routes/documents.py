@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-import hmac
 import os
 import re
 import tempfile
 from pathlib import Path
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from pydantic import BaseModel
 
 from indexer.document import DocumentError, decode_source
 from indexer.ingest import IngestError, delete_document, upsert_text
+from service.auth import require_writer
 from service.context import AppContext, get_context
 
 router = APIRouter(prefix="/api/documents", tags=["documents"])
@@ -60,24 +60,6 @@ class WriteOut(BaseModel):
     url: str = ""
 
 
-def require_key(
-    ctx: Annotated[AppContext, Depends(get_context)],
-    authorization: Annotated[str | None, Header()] = None,
-) -> None:
-    """Writes need ``Authorization: Bearer <COMMUNIQUES_API_KEY>``; none configured: disabled."""
-    key = ctx.settings.api_key
-    if not key:
-        raise HTTPException(status_code=403, detail="writes are disabled: no API key configured")
-    given = ""
-    if authorization and authorization.lower().startswith("bearer "):
-        given = authorization[7:].strip()
-    if not hmac.compare_digest(given.encode(), key.encode()):
-        raise HTTPException(
-            status_code=401, detail="missing or wrong API key",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
-
-
 def _check_id(doc_id: str) -> None:
     if not re.match(ID_PATTERN, doc_id):
         raise HTTPException(
@@ -121,7 +103,7 @@ def _save_source(target: Path, raw: bytes) -> None:
     os.replace(tmp, target)
 
 
-@router.put("/{doc_id}", response_model=WriteOut, dependencies=[Depends(require_key)],
+@router.put("/{doc_id}", response_model=WriteOut, dependencies=[Depends(require_writer)],
             responses={422: {"description": "invalid document; the detail names the field"}})
 async def put_document(
     doc_id: str,
@@ -147,7 +129,7 @@ async def put_document(
     return WriteOut(id=doc.id, status="created" if is_new else "updated", url=doc.url)
 
 
-@router.delete("/{doc_id}", response_model=WriteOut, dependencies=[Depends(require_key)])
+@router.delete("/{doc_id}", response_model=WriteOut, dependencies=[Depends(require_writer)])
 def remove_document(doc_id: str, ctx: Annotated[AppContext, Depends(get_context)]) -> WriteOut:
     _check_id(doc_id)
     try:

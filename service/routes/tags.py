@@ -25,9 +25,10 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Field, ValidationError, ValidationInfo, field_validator
 
-from models.feedback import MAX_TEXT_CHARS, FeedbackError, FeedbackStore
+from models.feedback import MAX_TEXT_CHARS, FeedbackError, FeedbackFull, FeedbackStore
 from models.store import ModelError, ModelInfo, load_model
 from models.suggester import Draft, TagSuggester
+from service.auth import Writer, require_json
 from service.context import AppContext, get_context
 
 router = APIRouter(tags=["tags"])
@@ -386,13 +387,18 @@ def untagged(
 
 @router.post("/api/tags/feedback", status_code=201, response_model=FeedbackOut,
              openapi_extra=_body_schema(FeedbackIn),
-             responses={404: {"description": "unknown doc_id and no draft given"},
+             dependencies=[Depends(require_json)],
+             responses={401: {"description": "an editor's key (or session) is needed"},
+                        404: {"description": "unknown doc_id and no draft given"},
                         413: {"description": "text over 100,000 characters"},
-                        422: {"description": "invalid feedback; the detail names the field"}})
-async def feedback(request: Request,
-                   ctx: Annotated[AppContext, Depends(get_context)]) -> FeedbackOut:
+                        415: {"description": "the body must be application/json"},
+                        422: {"description": "invalid feedback; the detail names the field"},
+                        507: {"description": "the feedback log is full: train, then rotate it"}})
+async def feedback(request: Request, ctx: Annotated[AppContext, Depends(get_context)],
+                   editor: Writer) -> FeedbackOut:
     """Record which suggestions an editor accepted or rejected; the next
-    ``communiques train --feedback`` learns from it."""
+    ``communiques train --feedback`` learns from it. Editors only: what the model learns
+    comes from them."""
     body: FeedbackIn = await _read_json(request, FeedbackIn)
     _check_text(body.text)
     if body.doc_id is None and not (body.title.strip() or body.text.strip()):
@@ -403,11 +409,17 @@ async def feedback(request: Request,
     draft_given = bool(body.title.strip() or body.text.strip())
     if body.doc_id is not None and not draft_given and ctx.search.document(body.doc_id) is None:
         raise HTTPException(status_code=404, detail=f"no document with id {body.doc_id!r}")
-    store = FeedbackStore(ctx.settings.feedback_path)
+    store = FeedbackStore(ctx.settings.feedback_path,
+                          max_bytes=int(ctx.settings.feedback_max_mb * 1024 * 1024))
     try:
         record = await run_in_threadpool(
             store.append, body.accepted, body.rejected, body.doc_id, body.title, body.text
         )
+    except FeedbackFull:
+        raise HTTPException(
+            status_code=507, detail="the feedback log is full: an operator must run "
+            "`communiques train --feedback` on it and rotate it before it takes more",
+        ) from None
     except FeedbackError as exc:
         field, _, message = str(exc).partition(": ")
         raise RequestValidationError([{
