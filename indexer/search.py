@@ -60,6 +60,9 @@ class SearchRequest:
     date_to: dt.date | None = None
     year: int | None = None
     published: bool | None = None
+    drafts: bool = False
+    """Whether drafts (``published: false``) may be seen at all: only for readers and writers.
+    Off, a draft is in no hit, total, facet, completion or suggestion (see :meth:`visible`)."""
 
     def validate(self, paged: bool = True) -> None:
         if self.sort not in SORTS:
@@ -91,6 +94,7 @@ class Hit:
     score: float
     attachment_html: str = ""
     attachments: list[dict[str, str]] = field(default_factory=list)
+    published: bool = True
 
 
 @dataclass
@@ -157,6 +161,7 @@ class SearchIndex:
         generation (off for one-shot command-line searches)."""
         self._engine: Engine | None = None
         self._vocabulary: Vocabulary | None = None
+        self._public_vocabulary: Vocabulary | None = None
         self._checked = 0.0
 
     # --- state -------------------------------------------------------------------------------
@@ -185,12 +190,16 @@ class SearchIndex:
                 # keeps their old deletion sets (a deleted document would still be found).
                 engine = Engine(self.ix.searcher(), self._segments)
                 vocabulary = Vocabulary(self.aliases)
-                for raw in engine.raw_tags.values():
+                public = Vocabulary(self.aliases)
+                for docnum, raw in engine.raw_tags.items():
                     vocabulary.add(raw)
+                    if engine.published[docnum]:
+                        public.add(raw)
                 # Built before requests see the new engine, so none of them waits for it.
                 engine.lexicon  # noqa: B018
                 engine.display  # noqa: B018
                 self._engine, self._vocabulary = engine, vocabulary
+                self._public_vocabulary = public
                 self._preload(engine)
         finally:
             self._lock.release()
@@ -217,9 +226,26 @@ class SearchIndex:
 
     @property
     def vocabulary(self) -> Vocabulary:
+        """The tag vocabulary of every indexed document (drafts' spellings included)."""
         self.engine()
         assert self._vocabulary is not None
         return self._vocabulary
+
+    def vocabulary_for(self, drafts: bool) -> Vocabulary:
+        """The vocabulary a caller may see: without drafts, spellings and counts come from
+        published documents only (a spelling used by a draft alone would betray it)."""
+        self.engine()
+        voc = self._vocabulary if drafts else self._public_vocabulary
+        assert voc is not None
+        return voc
+
+    @staticmethod
+    def visible(engine: Engine, drafts: bool) -> np.ndarray:
+        """The documents a caller may see: every live one with ``drafts``, else the published.
+
+        Every read path starts from this mask, so that an anonymous caller can neither see a
+        draft nor count one (totals, facets, statistics, completions)."""
+        return engine.live if drafts else engine.live & engine.published
 
     def warm(self, wait_for_model: bool = True) -> None:
         """Build the arrays, the lexicon and the completion forms before the first visitor
@@ -244,7 +270,7 @@ class SearchIndex:
 
     def _mask(self, engine: Engine, req: SearchRequest) -> np.ndarray:
         voc = self.vocabulary
-        return engine.filter_mask(
+        mask = engine.filter_mask(
             tag_keys=[voc.key(t) for t in req.tags if t.strip()],
             collection=req.collection,
             category_key=voc.key(req.category) if req.category else None,
@@ -253,6 +279,7 @@ class SearchIndex:
             ts_from=_day_start(req.date_from) if req.date_from else None,
             ts_to=_day_start(req.date_to) + 86_400 if req.date_to else None,  # 9999-12-31 too
         )
+        return mask if req.drafts else mask & engine.published
 
     def _box(self, engine: Engine, parsed: ParsedQuery, mask: np.ndarray,
              notes: list[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -330,7 +357,7 @@ class SearchIndex:
             page=req.page,
             size=req.size,
             hits=hits,
-            facets=self._facets(m.engine, m.docs),
+            facets=self._facets(m.engine, m.docs, req.drafts),
             suggestion=self._suggest(m.engine, req, m.parsed),
             mode=m.parsed.mode,
             notes=m.notes,
@@ -383,11 +410,13 @@ class SearchIndex:
             title_html=highlight(rec["title"], match), snippet_html=snip, date=rec["date"],
             tags=rec["tags"], collection=rec["collection"], score=rec["score"],
             attachment_html=attachment_html, attachments=rec["attachments"],
+            published=rec["published"],
         )
 
-    def _facets(self, engine: Engine, docnums: np.ndarray) -> dict[str, list[FacetValue]]:
+    def _facets(self, engine: Engine, docnums: np.ndarray,
+                drafts: bool = False) -> dict[str, list[FacetValue]]:
         raw = engine.facets(docnums)
-        voc = self.vocabulary
+        voc = self.vocabulary_for(drafts)
         return {
             "tag": [FacetValue(k, voc.label(k), c) for k, c in raw["tag"]],
             "collection": [FacetValue(k, k, c) for k, c in raw["collection"]],
@@ -424,10 +453,12 @@ class SearchIndex:
 
     # --- documents ---------------------------------------------------------------------------
 
-    def document(self, doc_id: str) -> dict[str, Any] | None:
+    def document(self, doc_id: str, drafts: bool = False) -> dict[str, Any] | None:
+        """One document's record and texts; None when unknown, or a draft and not ``drafts``
+        (the same answer: a caller who may not see drafts cannot tell one exists)."""
         engine = self.engine()
         docnum = engine.id_to_docnum.get(doc_id)
-        if docnum is None:
+        if docnum is None or not (drafts or engine.published[docnum]):
             return None
         f = engine.stored_fields(docnum)
         rec = self._record(f)
@@ -435,11 +466,13 @@ class SearchIndex:
                    attachment_text=f.get("attachment", ""))
         return rec
 
-    def similar(self, doc_id: str, limit: int = 5) -> list[dict[str, Any]] | None:
-        """More like this: the document's most distinctive analysed terms, searched in the others."""
+    def similar(self, doc_id: str, limit: int = 5,
+                drafts: bool = False) -> list[dict[str, Any]] | None:
+        """More like this: the document's most distinctive analysed terms, searched in the
+        others the caller may see."""
         engine = self.engine()
         docnum = engine.id_to_docnum.get(doc_id)
-        if docnum is None:
+        if docnum is None or not (drafts or engine.published[docnum]):
             return None
         f = engine.stored_fields(docnum)
         text = " ".join([f.get("title", "")] * 2 + [f.get("chapeau", ""), f.get("body", "")])
@@ -458,7 +491,7 @@ class SearchIndex:
             if code is not None:
                 scores += engine.tags[:, code].toarray().ravel().astype(np.float32) * 3.0
         scores[docnum] = 0
-        scores[~engine.live] = 0
+        scores[~self.visible(engine, drafts)] = 0
         best = np.argsort(-scores, kind="stable")[:limit]
         return [
             self._record(engine.stored_fields(int(d)), float(scores[d]))
@@ -466,8 +499,10 @@ class SearchIndex:
             if scores[d] > 0
         ]
 
-    def autocomplete(self, text: str, limit: int = 8) -> list[dict[str, str]]:
-        """Completions of the word being typed (frequent words), then matching titles."""
+    def autocomplete(self, text: str, limit: int = 8,
+                     drafts: bool = False) -> list[dict[str, str]]:
+        """Completions of the word being typed (frequent words), then matching titles; without
+        ``drafts``, only words and titles of published documents."""
         if len(text) > 200:
             raise QueryError("q: too long for autocomplete (limit 200 characters)")
         m = re.search(r"([\w’'\-.]+)$", text)
@@ -478,9 +513,12 @@ class SearchIndex:
         out: list[dict[str, str]] = []
         seen: set[str] = set()
         display = engine.display
+        shown = self.visible(engine, drafts)
         for term in engine.lexicon.prefix(last, limit * 3):
             if term in STOP_WORDS or len(term) < 3 or term not in display:
                 continue
+            if not drafts and not self._in_any(engine, term, shown):
+                continue  # a word found in drafts only
             completion = head + display[term]
             if completion.lower() in seen:
                 continue
@@ -490,7 +528,8 @@ class SearchIndex:
                 break
         # Titles holding the words typed, in the search's order, without what a dropdown does
         # not show (bodies, snippets, facets, "did you mean").
-        m = self.run(SearchRequest(q=text, size=limit), limit=limit, fields={"title": 1.0})
+        m = self.run(SearchRequest(q=text, size=limit, drafts=drafts), limit=limit,
+                     fields={"title": 1.0})
         for i in m.order[: limit - len(out)].tolist():
             docnum = int(m.docs[i])
             url = m.engine.stored_fields(docnum).get("url", "")
@@ -498,16 +537,27 @@ class SearchIndex:
                         "id": m.engine.ids[docnum], "url": url})
         return out[:limit]
 
-    def stats(self) -> dict[str, Any]:
-        """Documents per year, per collection, per tag (first and last use), untagged share."""
+    @staticmethod
+    def _in_any(engine: Engine, term: str, mask: np.ndarray) -> bool:
+        """Whether ``term`` occurs in any document of ``mask`` (in any analysed field)."""
+        for fname in engine.lengths:
+            p = engine.postings(fname, term)
+            if p is not None and mask[p.docnums].any():
+                return True
+        return False
+
+    def stats(self, drafts: bool = False) -> dict[str, Any]:
+        """Documents per year, per collection, per tag (first and last use), untagged share,
+        over the documents the caller may see."""
         engine = self.engine()
-        live = np.flatnonzero(engine.live)
-        voc = self.vocabulary
+        shown = self.visible(engine, drafts)
+        live = np.flatnonzero(shown)
+        voc = self.vocabulary_for(drafts)
         tag_matrix = engine.tags.tocsc()
         tags = []
         for code, key in enumerate(engine.tag_names):
             docs = tag_matrix.indices[tag_matrix.indptr[code] : tag_matrix.indptr[code + 1]]
-            docs = docs[engine.live[docs]]
+            docs = docs[shown[docs]]
             if not len(docs):
                 continue
             ts = engine.timestamp[docs]

@@ -66,7 +66,7 @@ def _drafts_from_index(index: Path) -> list[Any]:
     ids = sorted(engine.ids[d] for d in range(len(engine.ids)) if engine.live[d])
     drafts = []
     for doc_id in ids:
-        record = si.document(doc_id)
+        record = si.document(doc_id, drafts=True)  # editors tagged drafts too: learn from them
         if record is not None:
             drafts.append(Draft.from_document(record))
     return drafts

@@ -16,7 +16,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 
-from service.auth import OriginCheckMiddleware
+from service.auth import Caller, OriginCheckMiddleware
 from service.context import AppContext, Settings
 from service.limits import BodySizeLimitMiddleware, RateLimitMiddleware, document_refusals
 from service.logging import configure_logging
@@ -163,12 +163,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.openapi = openapi  # type: ignore[method-assign]
 
     @app.get("/health", tags=["ops"])
-    def health() -> dict[str, object]:
+    def health(viewer: Caller) -> dict[str, object]:
         from indexer.analysis import analysis_ready
 
+        search = app.state.ctx.search
+        engine = search.engine()
         return {
             "status": "ok",
-            "documents": app.state.ctx.search.engine().doc_count,
+            # the documents the caller may see: drafts are not even counted for the public
+            "documents": int(search.visible(engine, viewer.drafts).sum()),
             # "light" for the few seconds spaCy takes to load after a start
             "analysis": "full" if analysis_ready() else "light",
             # "loading" while the longest posting lists are read ahead after a start or a commit

@@ -69,7 +69,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     req = SearchRequest(
         q=" ".join(args.query), size=args.limit, sort=args.sort, tags=args.tag or [],
         collection=args.collection, year=args.year, date_from=args.date_from,
-        date_to=args.date_to,
+        date_to=args.date_to, drafts=True,  # the command line is the index owner's: drafts too
     )
     try:
         result = si.search(req)
@@ -100,7 +100,7 @@ def cmd_search(args: argparse.Namespace) -> int:
 def cmd_stats(args: argparse.Namespace) -> int:
     from indexer.search import SearchIndex
 
-    stats = SearchIndex(open_index(_index_dir(args)), preload=False).stats()
+    stats = SearchIndex(open_index(_index_dir(args)), preload=False).stats(drafts=True)
     if args.json:
         print(json.dumps(stats, ensure_ascii=False, indent=2))
         return 0

@@ -13,7 +13,7 @@ from pydantic import BaseModel
 
 from indexer.document import DocumentError, decode_source
 from indexer.ingest import IngestError, delete_document, upsert_text
-from service.auth import require_writer
+from service.auth import Caller, require_writer
 from service.context import AppContext, get_context
 
 router = APIRouter(prefix="/api/documents", tags=["documents"])
@@ -69,8 +69,10 @@ def _check_id(doc_id: str) -> None:
 
 
 @router.get("/{doc_id}", response_model=DocumentOut)
-def get_document(doc_id: str, ctx: Annotated[AppContext, Depends(get_context)]) -> DocumentOut:
-    doc = ctx.search.document(doc_id)
+def get_document(doc_id: str, ctx: Annotated[AppContext, Depends(get_context)],
+                 viewer: Caller) -> DocumentOut:
+    """One document; a draft only for readers and writers (404 otherwise, as if unknown)."""
+    doc = ctx.search.document(doc_id, drafts=viewer.drafts)
     if doc is None:
         raise HTTPException(status_code=404, detail=f"no document with id {doc_id!r}")
     return DocumentOut.model_validate(doc)
@@ -80,9 +82,10 @@ def get_document(doc_id: str, ctx: Annotated[AppContext, Depends(get_context)]) 
 def similar(
     doc_id: str,
     ctx: Annotated[AppContext, Depends(get_context)],
+    viewer: Caller,
     limit: Annotated[int, Query(ge=1, le=20)] = 5,
 ) -> list[SimilarOut]:
-    docs = ctx.search.similar(doc_id, limit=limit)
+    docs = ctx.search.similar(doc_id, limit=limit, drafts=viewer.drafts)
     if docs is None:
         raise HTTPException(status_code=404, detail=f"no document with id {doc_id!r}")
     return [SimilarOut.model_validate(d) for d in docs]

@@ -20,16 +20,26 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import parse_qs, urlencode
+from urllib.parse import parse_qs, quote, urlencode
+from xml.sax.saxutils import escape as xml_escape
 
 import jinja2
 from fastapi import APIRouter, Depends, HTTPException, Request
-from fastapi.responses import FileResponse, HTMLResponse, Response
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from indexer.query import MAX_QUERY_LENGTH, QueryError
 from indexer.search import MAX_WINDOW, SearchError, SearchRequest, SearchResult
 from models.vocabulary import tag_key as plain_tag_key
+from service.auth import (
+    ANONYMOUS,
+    SESSION_COOKIE,
+    SESSION_SECONDS,
+    Viewer,
+    identify,
+    role_for_key,
+    session_token,
+)
 from service.context import AppContext, get_context
 
 SERVICE_DIR = Path(__file__).resolve().parent.parent
@@ -122,9 +132,27 @@ env.globals["SORT_LABELS"] = SORT_LABELS
 templates = Jinja2Templates(env=env)
 
 
+def page_viewer(request: Request) -> Viewer:
+    """Who is looking at a page: a page never answers 401, a wrong key just sees the public."""
+    viewer = getattr(request.state, "viewer", None)
+    if viewer is None:
+        try:
+            viewer = identify(request, request.app.state.ctx.settings)
+        except HTTPException:
+            viewer = ANONYMOUS
+        request.state.viewer = viewer
+    return viewer
+
+
+PageViewer = Annotated[Viewer, Depends(page_viewer)]
+
+
 def render(request: Request, name: str, status_code: int = 200, **context: Any) -> HTMLResponse:
     context.setdefault("page_title", "")
     context.setdefault("section", "")
+    settings = request.app.state.ctx.settings
+    context.setdefault("viewer", page_viewer(request))
+    context.setdefault("signin_enabled", bool(settings.api_key or settings.read_key))
     return templates.TemplateResponse(
         request, name, context, status_code=status_code, headers=PAGE_HEADERS
     )
@@ -192,9 +220,10 @@ class PageQuery:
         return bool(self.q.strip() or self.tags or self.collection or self.category or self.year
                     or self.date_from or self.date_to)
 
-    def request(self, size: int) -> SearchRequest:
+    def request(self, size: int, drafts: bool = False) -> SearchRequest:
         return SearchRequest(
             q=self.q, page=self.page, size=size, sort=self.sort, tags=list(self.tags),
+            drafts=drafts,
             collection=self.collection or None, category=self.category or None,
             date_from=dt.date.fromisoformat(self.date_from) if self.date_from else None,
             date_to=dt.date.fromisoformat(self.date_to) if self.date_to else None,
@@ -226,12 +255,13 @@ class PageQuery:
         return f"{base}?{query}" if query else base
 
 
-def run_search(ctx: AppContext, pq: PageQuery, size: int) -> tuple[SearchResult | None, str]:
+def run_search(ctx: AppContext, pq: PageQuery, size: int,
+               drafts: bool = False) -> tuple[SearchResult | None, str]:
     """The core's search, or the reason it refused the request (shown on the page)."""
     if pq.page * size > MAX_WINDOW:
         pq.page = MAX_WINDOW // size
     try:
-        return ctx.search.search(pq.request(size)), ""
+        return ctx.search.search(pq.request(size, drafts)), ""
     except (QueryError, SearchError) as exc:
         return None, str(exc)
 
@@ -321,10 +351,10 @@ def count_text(total: int, q: str) -> str:
 
 
 @router.get("/", response_class=HTMLResponse)
-def search_page(request: Request, ctx: Ctx) -> HTMLResponse:
+def search_page(request: Request, ctx: Ctx, viewer: PageViewer) -> HTMLResponse:
     """The search box: results rendered here for the no-JS form, then updated as you type."""
     pq = PageQuery.read(request, ctx)
-    result, error = run_search(ctx, pq, PAGE_SIZE)
+    result, error = run_search(ctx, pq, PAGE_SIZE, viewer.drafts)
     status = 400 if error else 200
     return render(
         request, "search.html", status_code=status, section="search",
@@ -337,12 +367,12 @@ def search_page(request: Request, ctx: Ctx) -> HTMLResponse:
 
 
 @router.get("/documents/{doc_id}", response_class=HTMLResponse)
-def document_page(doc_id: str, request: Request, ctx: Ctx) -> HTMLResponse:
-    doc = ctx.search.document(doc_id) if len(doc_id) <= 200 else None
+def document_page(doc_id: str, request: Request, ctx: Ctx, viewer: PageViewer) -> HTMLResponse:
+    doc = ctx.search.document(doc_id, drafts=viewer.drafts) if len(doc_id) <= 200 else None
     if doc is None:
         return render(request, "not_found.html", status_code=404,
                       page_title="Document introuvable", doc_id=doc_id[:200])
-    similar = ctx.search.similar(doc_id, limit=5) or []
+    similar = ctx.search.similar(doc_id, limit=5, drafts=viewer.drafts) or []
     public_url = doc["url"] if re.match(r"^https?://", doc.get("url", "")) else ""
     return render(
         request, "document.html", section="search", page_title=doc["title"], doc=doc,
@@ -371,12 +401,12 @@ async def editor_without_script(request: Request) -> HTMLResponse:
 
 
 @router.get("/archives", response_class=HTMLResponse)
-def archives_page(request: Request, ctx: Ctx) -> HTMLResponse:
+def archives_page(request: Request, ctx: Ctx, viewer: PageViewer) -> HTMLResponse:
     """Archivist syntax explained, date range and sort, results, and export of every match."""
     pq = PageQuery.read(request, ctx)
     result, error = (None, "")
     if pq.has_criteria:
-        result, error = run_search(ctx, pq, ARCHIVE_PAGE_SIZE)
+        result, error = run_search(ctx, pq, ARCHIVE_PAGE_SIZE, viewer.drafts)
     # The site's collections, plus any other the current result or selection names.
     collections = list(COLLECTION_LABELS)
     found = [f.value for f in result.facets.get("collection", [])] if result else []
@@ -396,6 +426,70 @@ def archives_page(request: Request, ctx: Ctx) -> HTMLResponse:
         tag_facets_shown=TAG_FACETS_SHOWN,
         **results_context("/archives", pq, result, ARCHIVE_PAGE_SIZE),
     )
+
+
+# --- signing in: a key becomes a session cookie --------------------------------------------------
+
+
+def _next_path(value: str) -> str:
+    """Where to go after signing in or out: a path of this site only (never another host)."""
+    value = (value or "").strip()
+    if not value.startswith("/") or value.startswith("//") or "\\" in value or len(value) > 2000:
+        return "/"
+    return value
+
+
+@router.get("/connexion", response_class=HTMLResponse)
+def signin_page(request: Request) -> HTMLResponse:
+    """Archivists and editors sign in with their key; the public never needs to."""
+    return render(request, "signin.html", page_title="Connexion", error="",
+                  next=_next_path(request.query_params.get("next", "/")))
+
+
+@router.post("/connexion", response_class=HTMLResponse)
+async def signin(request: Request, ctx: Ctx) -> Response:
+    """Check the key (form field ``key``) and set the signed session cookie; the key itself is
+    never stored in the browser nor put in a URL."""
+    raw = await request.body()
+    fields = parse_qs(raw[:10_000].decode("utf-8", "replace")) if raw else {}
+    key = fields.get("key", [""])[0].strip()
+    target = _next_path(fields.get("next", ["/"])[0])
+    role = role_for_key(ctx.settings, key) if key else None
+    if role is None:
+        error = ("La connexion n’est pas activée sur ce service."
+                 if not (ctx.settings.api_key or ctx.settings.read_key)
+                 else "Cette clé n’est pas reconnue. Vérifiez-la et réessayez.")
+        return render(request, "signin.html", status_code=401, page_title="Connexion",
+                      error=error, next=target)
+    response = RedirectResponse(target, status_code=303)
+    response.set_cookie(
+        SESSION_COOKIE, session_token(ctx.settings, role), max_age=SESSION_SECONDS,
+        path="/", httponly=True, samesite="strict", secure=request.url.scheme == "https",
+    )
+    return response
+
+
+@router.post("/deconnexion")
+def signout(request: Request) -> Response:
+    response = RedirectResponse("/", status_code=303)
+    response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="strict",
+                           secure=request.url.scheme == "https")
+    return response
+
+
+@router.get("/sitemap.xml")
+def sitemap(request: Request, ctx: Ctx) -> Response:
+    """The published documents' pages, for search engines (never a draft)."""
+    base = str(request.base_url).rstrip("/")
+    rows = []
+    for rec in ctx.search.export(SearchRequest(sort="-date")):
+        loc = f"{base}/documents/{quote(rec['id'])}"
+        lastmod = f"<lastmod>{xml_escape(rec['date'][:10])}</lastmod>" if rec.get("date") else ""
+        rows.append(f"<url><loc>{xml_escape(loc)}</loc>{lastmod}</url>")
+    body = ('<?xml version="1.0" encoding="UTF-8"?>\n'
+            '<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">'
+            + "".join(rows) + "</urlset>\n")
+    return Response(body, media_type="application/xml")
 
 
 @router.get("/static/{name}")

@@ -15,6 +15,7 @@ from pydantic import BaseModel
 
 from indexer.query import MAX_QUERY_LENGTH, QueryError
 from indexer.search import MAX_PAGE_SIZE, SearchError, SearchRequest
+from service.auth import Caller
 from service.context import AppContext, get_context
 
 router = APIRouter(prefix="/api", tags=["search"])
@@ -32,6 +33,7 @@ class HitOut(BaseModel):
     tags: list[str]
     collection: str
     score: float
+    published: bool = True
 
 
 class FacetOut(BaseModel):
@@ -65,6 +67,7 @@ class AutocompleteOut(BaseModel):
 
 
 def search_request(
+    viewer: Caller,
     q: Annotated[str, Query(max_length=MAX_QUERY_LENGTH, description="texte de la requête")] = "",
     page: Annotated[int, Query(ge=1, le=10_000)] = 1,
     size: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 10,
@@ -81,7 +84,7 @@ def search_request(
     return SearchRequest(
         q=q, page=page, size=size, sort=sort, tags=[t[:200] for t in tag or []],
         collection=collection or None, category=category or None, date_from=date_from,
-        date_to=date_to, year=year, published=published,
+        date_to=date_to, year=year, published=published, drafts=viewer.drafts,
     )
 
 
@@ -105,11 +108,12 @@ def search(
 @router.get("/autocomplete", response_model=AutocompleteOut)
 def autocomplete(
     ctx: Annotated[AppContext, Depends(get_context)],
+    viewer: Caller,
     q: Annotated[str, Query(max_length=200)] = "",
 ) -> AutocompleteOut:
     """Up to 8 completions of what is being typed: frequent words, then titles."""
     try:
-        items = ctx.search.autocomplete(q)
+        items = ctx.search.autocomplete(q, drafts=viewer.drafts)
     except (QueryError, SearchError) as exc:
         raise _bad_request(exc) from None
     return AutocompleteOut(q=q, completions=[Completion(**i) for i in items])
@@ -196,6 +200,7 @@ class StatsOut(BaseModel):
 
 
 @router.get("/stats", response_model=StatsOut)
-def stats(ctx: Annotated[AppContext, Depends(get_context)]) -> StatsOut:
-    """Documents per year and collection, tags with first and last use, untagged share."""
-    return StatsOut.model_validate(ctx.search.stats())
+def stats(ctx: Annotated[AppContext, Depends(get_context)], viewer: Caller) -> StatsOut:
+    """Documents per year and collection, tags with first and last use, untagged share
+    (drafts counted for readers and writers only)."""
+    return StatsOut.model_validate(ctx.search.stats(drafts=viewer.drafts))

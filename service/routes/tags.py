@@ -28,7 +28,7 @@ from pydantic import BaseModel, Field, ValidationError, ValidationInfo, field_va
 from models.feedback import MAX_TEXT_CHARS, FeedbackError, FeedbackFull, FeedbackStore
 from models.store import ModelError, ModelInfo, load_model
 from models.suggester import Draft, TagSuggester
-from service.auth import Writer, require_json
+from service.auth import Caller, Writer, require_json
 from service.context import AppContext, get_context
 
 router = APIRouter(tags=["tags"])
@@ -226,20 +226,21 @@ class _IndexView:
     """Tag key → live documents carrying it."""
     untagged: list[str]
     """Ids of live documents without any tag, newest first."""
+    drafts: bool = False
 
 
-def _index_view(ctx: AppContext) -> _IndexView:
+def _index_view(ctx: AppContext, drafts: bool) -> _IndexView:
     """Tag counts and untagged documents from the search engine's per-generation arrays (the
-    one place this module touches the index's internals)."""
+    one place this module touches the index's internals), over what the caller may see."""
     engine = ctx.search.engine()
-    live = np.asarray(engine.live, dtype=bool)
+    live = np.asarray(ctx.search.visible(engine, drafts), dtype=bool)
     tags = engine.tags.tocsr()
     per_tag = np.asarray(tags[live].sum(axis=0)).ravel()
     counts = {name: int(per_tag[i]) for i, name in enumerate(engine.tag_names) if per_tag[i]}
     tagged = np.asarray(tags.sum(axis=1)).ravel() > 0
     docnums = np.flatnonzero(live & ~tagged)
     docnums = docnums[np.argsort(-engine.timestamp[docnums], kind="stable")]
-    return _IndexView(engine.generation, counts, [engine.ids[d] for d in docnums])
+    return _IndexView(engine.generation, counts, [engine.ids[d] for d in docnums], drafts)
 
 
 # --- bodies ------------------------------------------------------------------------------------
@@ -305,10 +306,11 @@ async def suggest(request: Request,
 def suggest_for_document(
     doc_id: str,
     ctx: Annotated[AppContext, Depends(get_context)],
+    viewer: Caller,
     k: Annotated[int, Query(ge=1, le=MAX_K)] = 5,
 ) -> DocumentSuggestOut:
     """Suggest tags for an indexed document (its current tags are listed beside)."""
-    record = ctx.search.document(doc_id)
+    record = ctx.search.document(doc_id, drafts=viewer.drafts)
     if record is None:
         raise HTTPException(status_code=404, detail=f"no document with id {doc_id!r}")
     loaded = require_model(ctx)
@@ -322,10 +324,11 @@ def suggest_for_document(
 
 
 @router.get("/api/tags", response_model=VocabularyOut)
-def vocabulary(ctx: Annotated[AppContext, Depends(get_context)]) -> VocabularyOut:
+def vocabulary(ctx: Annotated[AppContext, Depends(get_context)],
+               viewer: Caller) -> VocabularyOut:
     """Every tag of the indexed documents and of the alias file, most used first."""
-    view = _index_view(ctx)
-    voc = ctx.search.vocabulary
+    view = _index_view(ctx, viewer.drafts)
+    voc = ctx.search.vocabulary_for(viewer.drafts)
     counts = view.counts
     aliases: dict[str, list[str]] = {}
     for label, alias_list in voc.aliases.items():
@@ -352,6 +355,7 @@ def vocabulary(ctx: Annotated[AppContext, Depends(get_context)]) -> VocabularyOu
             responses={503: {"description": "no usable tag model: run `communiques train`"}})
 def untagged(
     ctx: Annotated[AppContext, Depends(get_context)],
+    viewer: Caller,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     k: Annotated[int, Query(ge=1, le=MAX_K)] = 5,
 ) -> UntaggedOut:
@@ -361,13 +365,14 @@ def untagged(
     document and the list only changes on ingest or retraining.
     """
     loaded = require_model(ctx)
-    view = _index_view(ctx)
-    cache_key = ("tags.untagged", view.generation, loaded.info.model_id, limit, k)
+    view = _index_view(ctx, viewer.drafts)
+    cache_key = ("tags.untagged", view.generation, loaded.info.model_id, limit, k, view.drafts)
     cached = ctx.cache.get(cache_key)
     if cached is not None:
         return cached
     ids = view.untagged[:limit]
-    records = [r for r in (ctx.search.document(i) for i in ids) if r is not None]
+    records = [r for r in (ctx.search.document(i, drafts=view.drafts) for i in ids)
+               if r is not None]
     suggestions = loaded.model.suggest_many([Draft.from_document(r) for r in records], k=k)
     out = UntaggedOut(
         total=len(view.untagged),
@@ -407,7 +412,8 @@ async def feedback(request: Request, ctx: Annotated[AppContext, Depends(get_cont
             "msg": "give the document's id, or the draft's title or text",
         }])
     draft_given = bool(body.title.strip() or body.text.strip())
-    if body.doc_id is not None and not draft_given and ctx.search.document(body.doc_id) is None:
+    if (body.doc_id is not None and not draft_given
+            and ctx.search.document(body.doc_id, drafts=True) is None):
         raise HTTPException(status_code=404, detail=f"no document with id {body.doc_id!r}")
     store = FeedbackStore(ctx.settings.feedback_path,
                           max_bytes=int(ctx.settings.feedback_max_mb * 1024 * 1024))

@@ -295,6 +295,8 @@
         if (res.ok) {
           say(feedbackStatus, "Merci : vos choix sont enregistrés (" + yes.length + " acceptée" +
             (yes.length > 1 ? "s" : "") + ", " + no.length + " refusée" + (no.length > 1 ? "s" : "") + ").", "ok");
+        } else if (res.status === 401 || res.status === 403) {
+          say(feedbackStatus, "Vos choix n’ont pas été enregistrés : seuls les éditeurs connectés peuvent les enregistrer (lien « Se connecter » en haut de la page).", "error");
         } else {
           say(feedbackStatus, "Vos choix n’ont pas été enregistrés : " + (detailOf(res.body) || res.status) + ".", "error");
         }

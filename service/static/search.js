@@ -198,6 +198,10 @@
     meta.appendChild(el("time", { datetime: (hit.date || "").slice(0, 10) }, frenchDate(hit.date)));
     meta.appendChild(el("span", { className: "sep", "aria-hidden": "true" }, " · "));
     meta.appendChild(el("span", { className: "badge" }, collectionLabel(hit.collection)));
+    if (hit.published === false) {
+      meta.appendChild(el("span", { className: "sep", "aria-hidden": "true" }, " · "));
+      meta.appendChild(el("span", { className: "badge badge-draft" }, "Brouillon"));
+    }
     if (hit.attachment_html) {
       meta.appendChild(el("span", { className: "sep", "aria-hidden": "true" }, " · "));
       meta.appendChild(el("span", { className: "attachment-match" }, "trouvé dans une pièce jointe"));
