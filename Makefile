@@ -42,6 +42,7 @@ test: setup browser
 reliability: setup
 	$(PY) -m bench.crash --kills 20 --n 300
 	$(PY) -m bench.load_while_ingest --seconds 120 --rate 50
+	$(PY) -m bench.poisoning --posts 66 --big 200
 
 clean:
 	rm -rf var .pytest_cache
