@@ -228,8 +228,10 @@ class Engine:
         cat_rows: list[int] = []
         cat_cols: list[int] = []
         self.raw_tags: dict[int, list[str]] = {}
-        column = reader.column_reader("meta")
-        for docnum in reader.all_doc_ids():
+        # An index without documents has no column at all (Whoosh's empty reader refuses
+        # ``column_reader``): its engine is simply empty until the first commit.
+        column = reader.column_reader("meta") if n else None
+        for docnum in reader.all_doc_ids() if column is not None else ():
             meta = json.loads(column[docnum])
             self.live[docnum] = True
             self.ids[docnum] = meta["id"]
