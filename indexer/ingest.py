@@ -1,9 +1,12 @@
 """Ingest: files → documents → batched French analysis → Whoosh, incrementally and safely.
 
 A file whose content hash is already in the index is skipped before any parsing. A bad file is
-rejected with its reason and never stops the others. Documents are committed in batches; each
-commit is atomic in Whoosh (new segments, then the table of contents), so an interrupted ingest
-leaves the last committed index, with every document either in its old or its new state.
+rejected with its reason and never stops the others. Documents are analysed in batches, then
+written and committed in short slices under the write lock; each commit is atomic in Whoosh
+(new segments, then the table of contents), so an interrupted ingest leaves the last committed
+index, with every document either in its old or its new state. Documents written through the
+API win over files of other folders (:func:`source_conflict`); the API's writes
+(:func:`upsert_text`, :func:`delete_document`) decide and do everything under the lock.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import logging
 import os
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -35,6 +39,7 @@ from indexer.document import (
 )
 from indexer.engine import encode_meta
 from indexer.locking import FileLock, LockBusy, ingest_lock, workers_die_with_parent, write_lock
+from indexer.segments import merge_segments, prepare_documents, publish
 from indexer.snapshot import SafeSegmentWriter, open_reader, open_searcher
 from models.vocabulary import Vocabulary
 
@@ -60,16 +65,13 @@ WRITER_OPTIONS = writer_options()
 BATCH_LOCK_WAIT = 30.0
 """How long an ingest's commit waits for the write lock: only an API write (well under a
 second) can hold it, since the ingest lock keeps a second ingest out."""
-WRITE_SLICE_SECONDS = 0.3
-"""An ingest writes an analysed batch in slices: after this long writing, the slice is
-committed and the write lock released, so that an API write waiting for it waits about this
-long plus one commit, never for the analysis of a batch (done before, without the lock)."""
-MERGE_TIERS = (100, 1_000)
+MERGE_TIERS = (100, 1_000, 10_000)
 MERGE_SEGMENTS = 5
-MERGE_MAX_DOCS = 1_000
-"""The merges done at each commit (:func:`bounded_merge`): once 5 segments hold at most 100
-(or 1,000) documents each, the smallest are merged, 1,000 documents at most, so that no
-commit (an API write's, an ingest slice's) rewrites more than that under the write lock."""
+"""After each write, once 5 segments hold at most 100 (or 1,000, or 10,000) documents each,
+they are merged into one (:func:`merge_small_segments`), outside the write lock: the
+segment count stays logarithmic in the index size, and no write waits for a merge."""
+SLOW_LOCK_SECONDS = 1.0
+"""A write lock held longer than this is logged (what API writes may have waited for)."""
 API_ORIGIN = "api"
 FILES_ORIGIN = "files"
 """Where a document came from (the stored ``origin`` field), for the source rule: see
@@ -185,14 +187,16 @@ def analyse_documents(docs: Sequence[Document], n_process: int = 1) -> list[list
 
 def write_document(
     writer: IndexWriter, doc: Document, fields: list[list[Word]], vocabulary: Vocabulary,
-    origin: str = FILES_ORIGIN,
+    origin: str = FILES_ORIGIN, replace: bool = True,
 ) -> None:
-    """Add or replace one analysed document (``update_document`` on the unique id);
-    ``origin`` says whether it was written through the API (see :func:`source_conflict`)."""
+    """Add or replace one analysed document (``update_document`` on the unique id; with
+    ``replace=False``, only added: a segment prepared outside the lock, whose older versions
+    are deleted when it is published); ``origin`` says whether it was written through the
+    API (see :func:`source_conflict`)."""
     title, chapeau, body, attachment = (
         AnalysedText(text, words) for text, words in zip(_texts(doc), fields, strict=True)
     )
-    writer.update_document(
+    (writer.update_document if replace else writer.add_document)(
         id=doc.id,
         path=doc.path,
         url=doc.url,
@@ -317,6 +321,7 @@ def locked_writer(ix: Index, timeout: float = 0.0) -> Iterator[IndexWriter]:
     happen under the same lock as the write. The writer is cancelled if the block fails
     before committing."""
     writer, lock = _lock_writer(ix, timeout)
+    taken = time.monotonic()
     try:
         yield writer
     finally:
@@ -326,6 +331,10 @@ def locked_writer(ix: Index, timeout: float = 0.0) -> Iterator[IndexWriter]:
         finally:
             if lock is not None:
                 lock.release()
+            held = time.monotonic() - taken
+            if held > SLOW_LOCK_SECONDS:
+                log.warning("write lock held %.1f s (%d segments)", held,
+                            len(getattr(writer, "segments", ())))
 
 
 def _under(path: str, roots: Iterable[Path]) -> bool:
@@ -427,16 +436,16 @@ def _ingest(
             yield doc, None
 
     # One nlp.pipe stream over every changed document (workers start once). A batch is
-    # analysed first, without the write lock, then written and committed in short slices
-    # (see WRITE_SLICE_SECONDS): an API write never waits for spaCy, only for a slice.
+    # analysed and written into a new segment without the write lock, then published under it
+    # in milliseconds (indexer.segments): an API write never waits for spaCy or Whoosh.
     batch: list[tuple[Document, list[list[Word]]]] = []
     for (doc, _), fields in analyse_stream(changed_documents(), n_process=n_process):
         batch.append((doc, fields))
         if len(batch) >= batch_size:
-            _write_batch(ix, batch, vocabulary, report)
+            _write_batch(ix, batch, vocabulary, report, state)
             batch = []
     if batch:
-        _write_batch(ix, batch, vocabulary, report)
+        _write_batch(ix, batch, vocabulary, report, state)
 
     if prune:
         roots = [Path(p).resolve() for p in paths]
@@ -452,70 +461,63 @@ def _ingest(
                         continue
                     writer.delete_by_term("id", doc_id)
                     report.pruned.append(doc_id)
-                writer.commit(mergetype=bounded_merge)
+                writer.commit(merge=False)
     return report
 
 
 def _write_batch(ix: Index, batch: list[tuple[Document, list[list[Word]]]],
-                 vocabulary: Vocabulary, report: IngestReport) -> None:
-    """Write analysed documents, each lock holding one slice (a commit) of about
-    :data:`WRITE_SLICE_SECONDS`. "Added" or "updated", and the source rule, are decided under
-    the lock, from the index as it is then (an API write may have come in since the start)."""
-    pending = list(batch)
-    while pending:
+                 vocabulary: Vocabulary, report: IngestReport, state: dict[str, Indexed]) -> None:
+    """Write analysed documents into a new segment without the lock, then publish it under
+    the lock. "Added" or "updated", and the source rule, are decided under the lock, from the
+    index as it is then (an API write may have come in since the ingest started)."""
+
+    def add(writer: IndexWriter) -> list[str]:
+        for doc, fields in batch:
+            old = state.get(doc.id)
+            origin = old.origin if old is not None and _same_file(old.path, doc.path) \
+                else FILES_ORIGIN
+            write_document(writer, doc, fields, vocabulary, origin, replace=False)
+        return [doc.id for doc, _ in batch]
+
+    prepared = prepare_documents(ix, add, WRITER_OPTIONS)
+    done: list[tuple[str, bool]] = []
+    try:
         with locked_writer(ix, timeout=BATCH_LOCK_WAIT) as writer:
             searcher = writer.searcher()
-            started = time.monotonic()
-            done: list[tuple[str, bool]] = []
-            while pending and (not done or time.monotonic() - started < WRITE_SLICE_SECONDS):
-                doc, fields = pending.pop(0)
+            drop: list[int] = []
+            for k, (doc, _) in enumerate(batch):
                 found = searcher.document(id=doc.id)
                 old = _indexed(found) if found is not None else None
                 conflict = source_conflict(old, doc.path)
                 if conflict is not None:
                     report.rejected.append((doc.path, conflict))
+                    drop.append(k)
                     continue
-                origin = old.origin if old is not None and conflict is None and \
-                    _same_file(old.path, doc.path) else FILES_ORIGIN
-                write_document(writer, doc, fields, vocabulary, origin)
+                if old is not None:
+                    writer.delete_by_term("id", doc.id)
                 done.append((doc.id, old is None))
-            writer.commit(mergetype=bounded_merge)
-        for doc_id, is_new in done:
-            (report.added if is_new else report.updated).append(doc_id)
+            publish(writer, prepared, drop)
+            prepared = None
+    finally:
+        if prepared is not None:
+            prepared.discard()
+    for doc_id, is_new in done:
+        (report.added if is_new else report.updated).append(doc_id)
+    merge_small_segments(ix, BATCH_LOCK_WAIT)
 
 
-def bounded_merge(writer: IndexWriter, segments: list) -> list:
-    """The merge policy of every ordinary commit (API writes, ingest slices): a bounded
-    amount of work under the write lock.
-
-    Whoosh's default (``MERGE_SMALL``) now and then rewrites most of the index in one commit
-    (a segment is merged as soon as the smaller ones add up to a Fibonacci bound), and a
-    commit holds the write lock: an API write would wait seconds behind it. Here segments are
-    tiered by size (at most :data:`MERGE_TIERS` documents); once a tier holds
-    :data:`MERGE_SEGMENTS` segments, its smallest are merged into the writer's new segment,
-    :data:`MERGE_MAX_DOCS` documents at most. The segment count stays logarithmic in the
-    index size; the larger ones are merged by the next ingest's
-    :func:`consolidate_segments` or by ``ingest --optimize``.
-    """
-    from whoosh.reading import SegmentReader
-
+def _choose_small(segments: list) -> list:
     for tier in MERGE_TIERS:
-        small = sorted((s for s in segments if s.doc_count_all() <= tier),
-                       key=lambda s: s.doc_count_all())
-        if len(small) < MERGE_SEGMENTS:
-            continue
-        merged: set[str] = set()
-        total = 0
-        for seg in small:
-            if merged and total + seg.doc_count_all() > MERGE_MAX_DOCS:
-                break
-            reader = SegmentReader(writer.storage, writer.schema, seg)
-            writer.add_reader(reader)
-            reader.close()
-            merged.add(seg.segment_id())
-            total += seg.doc_count_all()
-        return [s for s in segments if s.segment_id() not in merged]
-    return list(segments)
+        small = [s for s in segments if s.doc_count_all() <= tier]
+        if len(small) >= MERGE_SEGMENTS:
+            return small
+    return []
+
+
+def merge_small_segments(ix: Index, timeout: float = BATCH_LOCK_WAIT) -> bool:
+    """Merge small segments when there are too many (see :data:`MERGE_TIERS`), outside the
+    lock (:func:`indexer.segments.merge_segments`); True when something was merged."""
+    return merge_segments(ix, _choose_small, WRITER_OPTIONS, locked_writer, timeout)
 
 
 def optimize_index(ix: Index) -> int:
@@ -527,23 +529,20 @@ def optimize_index(ix: Index) -> int:
     document), so it suits a full build, the artefact that is then published, rather than
     the small daily ingests. Atomic like any commit: readers see the old segments or the new.
     """
-    return _merge(ix, optimize=True)
+    merge_segments(ix, lambda segs: segs if len(segs) > 1 or any(
+        s.has_deletions() for s in segs) else [], WRITER_OPTIONS, locked_writer,
+        BATCH_LOCK_WAIT)
+    return _segment_count(ix)
 
 
 MAX_SEGMENTS = 6
 """More segments than this after an ingest, and all but the largest are merged into one."""
 
 
-def _merge_all_but_largest(writer: IndexWriter, segments: list) -> list:
-    """A Whoosh merge policy: every segment but the largest merged into the writer's new one."""
-    from whoosh.reading import SegmentReader
-
+def _all_but_largest(segments: list) -> list:
+    """Every segment but the largest (to be merged into one)."""
     ordered = sorted(segments, key=lambda seg: seg.doc_count_all())
-    for seg in ordered[:-1]:
-        reader = SegmentReader(writer.storage, writer.schema, seg)
-        writer.add_reader(reader)
-        reader.close()
-    return ordered[-1:]
+    return ordered[:-1]
 
 
 def _segment_count(ix: Index) -> int:
@@ -567,17 +566,7 @@ def consolidate_segments(ix: Index) -> int:
     count = _segment_count(ix)
     if count <= MAX_SEGMENTS:
         return count
-    return _merge(ix, mergetype=_merge_all_but_largest)
-
-
-def _merge(ix: Index, **commit_options: object) -> int:
-    """An empty commit that merges segments (atomic like any commit); the count after."""
-    writer = open_writer(ix, timeout=BATCH_LOCK_WAIT)
-    try:
-        writer.commit(**commit_options)
-    except BaseException:
-        writer.cancel()
-        raise
+    merge_segments(ix, _all_but_largest, WRITER_OPTIONS, locked_writer, BATCH_LOCK_WAIT)
     return _segment_count(ix)
 
 
@@ -629,8 +618,9 @@ def upsert_text(
 ) -> WriteResult:
     """Parse, analyse and write one document given as markdown text (the API's PUT).
 
-    The analysis runs first, without the write lock. Then, under the lock: whether the id is
-    new is read from the index (so of parallel writes of a new id, exactly one "creates" it),
+    The analysis, and the writing of the document's new segment, run first, without the write
+    lock (:mod:`indexer.segments`). Then, under the lock: whether the id is new is read from
+    the index (so of parallel writes of a new id, exactly one "creates" it),
     the document is committed as written through the API (see :func:`source_conflict`), and
     its file is put in place under ``documents_dir`` (``raw``, mode 0644), its copies in other
     collections removed (a move). Raises :class:`DocumentError` for bad input and
@@ -640,13 +630,22 @@ def upsert_text(
     doc = parse_text(source, doc_id, collection,
                      str(target) if target is not None else f"api:{collection}/{doc_id}.md")
     (fields,) = analyse_documents([doc])
+
+    def add(writer: IndexWriter) -> list[str]:
+        write_document(writer, doc, fields, vocabulary or Vocabulary(), API_ORIGIN,
+                       replace=False)
+        return [doc_id]
+
+    prepared = prepare_documents(ix, add, WRITER_OPTIONS)
     staged = _stage_file(target, raw if raw is not None else source.encode("utf-8")) \
         if target is not None else None
     try:
         with locked_writer(ix, timeout=timeout) as writer:
             created = writer.searcher().document_number(id=doc_id) is None
-            write_document(writer, doc, fields, vocabulary or Vocabulary(), API_ORIGIN)
-            writer.commit(mergetype=bounded_merge)
+            if not created:
+                writer.delete_by_term("id", doc_id)
+            publish(writer, prepared)
+            prepared = None
             removed: list[str] = []
             if staged is not None and target is not None and documents_dir is not None:
                 os.replace(staged, target)
@@ -657,7 +656,22 @@ def upsert_text(
     finally:
         if staged is not None:
             staged.unlink(missing_ok=True)
+        if prepared is not None:
+            prepared.discard()
+    _merge_in_background(ix, timeout)
     return WriteResult(doc, created, removed)
+
+
+def _merge_in_background(ix: Index, timeout: float) -> None:
+    """Small segments merged after an API write, in a thread: the write has answered."""
+
+    def merge() -> None:
+        try:
+            merge_small_segments(ix, timeout)
+        except Exception:  # noqa: BLE001 - a merge is an optimisation: the next write retries
+            log.exception("merging small segments failed")
+
+    threading.Thread(target=merge, name="merge-segments", daemon=True).start()
 
 
 def delete_document(ix: Index, doc_id: str, documents_dir: Path | None = None,
@@ -668,7 +682,7 @@ def delete_document(ix: Index, doc_id: str, documents_dir: Path | None = None,
         if writer.searcher().document_number(id=doc_id) is None:
             return False
         writer.delete_by_term("id", doc_id)
-        writer.commit(mergetype=bounded_merge)
+        writer.commit(merge=False)
         if documents_dir is not None:
             for path in _other_copies(documents_dir, doc_id, None):
                 path.unlink(missing_ok=True)

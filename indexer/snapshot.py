@@ -34,9 +34,12 @@ searcher over it is "up to date" until the first commit.
 from __future__ import annotations
 
 import contextlib
+import copy
 import io
 import os
+import shutil
 import time
+import uuid
 from collections.abc import Iterable
 
 from whoosh.filedb.filestore import FileStorage, Storage
@@ -223,17 +226,36 @@ def open_searcher(ix: Index) -> Searcher:
     return Searcher(open_reader(ix), fromindex=ix)
 
 
-def clean_files(storage: Storage, indexname: str, generation: int, segments: list) -> None:
-    """Whoosh's ``clean_files`` with a safe order: every old TOC first, then the files of
-    segments that the new generation no longer uses (see the module's doc). Names starting
-    with a dot (the locks) are never touched."""
+ORPHAN_SECONDS = 3600.0
+"""Files of a segment that no TOC ever listed are deleted once this old (a writer that died
+before publishing its segment); younger ones may be a segment being prepared
+(:mod:`indexer.segments`)."""
+
+
+def clean_files(storage: Storage, indexname: str, generation: int, segments: list,
+                previous: set[str]) -> None:
+    """Whoosh's ``clean_files``, made safe for readers and for segments being prepared:
+
+    * every old TOC is deleted first, then segment files (see the module's doc);
+    * only the files of segments that the previous generation used (``previous``) and the new
+      one does not are deleted, plus leftovers older than :data:`ORPHAN_SECONDS`; a segment
+      prepared outside the lock, not yet published, is left alone.
+
+    Names starting with a dot (the locks) are never touched."""
     keep = {seg.segment_id() for seg in segments}
     toc_pattern = TOC._pattern(indexname)
     seg_pattern = TOC._segment_pattern(indexname)
+    now = time.time()
     tocs: list[str] = []
     files: list[str] = []
     for name in storage.list():
         if name.startswith("."):
+            continue
+        if name.startswith(f"{indexname}.tmp"):  # a dead writer's temporary folder
+            path = os.path.join(storage.folder, name)
+            with contextlib.suppress(OSError):
+                if os.path.isdir(path) and now - os.path.getmtime(path) > ORPHAN_SECONDS:
+                    shutil.rmtree(path, ignore_errors=True)
             continue
         toc = toc_pattern.match(name)
         if toc:
@@ -241,8 +263,14 @@ def clean_files(storage: Storage, indexname: str, generation: int, segments: lis
                 tocs.append(name)
             continue
         seg = seg_pattern.match(name)
-        if seg and seg.group(1) not in keep:
+        if not seg or seg.group(1) in keep:
+            continue
+        if seg.group(1) in previous:
             files.append(name)
+        else:
+            with contextlib.suppress(OSError):
+                if now - storage.file_modified(name) > ORPHAN_SECONDS:
+                    files.append(name)
     for name in tocs:
         try:
             storage.delete_file(name)
@@ -255,10 +283,56 @@ def clean_files(storage: Storage, indexname: str, generation: int, segments: lis
             storage.delete_file(name)
 
 
+class _WriterStorage(FileStorage):
+    """The index folder, with temporary files in a folder of this writer's own.
+
+    Whoosh puts every writer's temporary files in one ``<index>.tmp`` folder and deletes that
+    folder when a writer finishes: right while it was the only writer, wrong as soon as
+    segments are prepared beside a committing writer (one would delete the other's files)."""
+
+    def __init__(self, base: FileStorage) -> None:
+        super().__init__(base.folder, supports_mmap=base.supports_mmap, readonly=base.readonly)
+        self._temp: FileStorage | None = None
+
+    def temp_storage(self, name: str | None = None) -> FileStorage:
+        if self._temp is None or not os.path.isdir(self._temp.folder):
+            private = f"{name or 'writer'}-{os.getpid()}-{uuid.uuid4().hex[:12]}"
+            self._temp = super().temp_storage(private)
+        return self._temp
+
+
 class SafeSegmentWriter(SegmentWriter):
-    """Whoosh's writer, deleting an old generation's TOC before any of its segment files."""
+    """Whoosh's writer, deleting an old generation's TOC before any of its segment files, and
+    only the files of segments the previous generation used (see :func:`clean_files`), with
+    temporary files of its own (:class:`_WriterStorage`). Without the lock (a segment being
+    prepared), a TOC replaced while it is read is read again."""
+
+    def __init__(self, ix: Index, **kwargs: object) -> None:
+        if isinstance(ix.storage, FileStorage):
+            ix = copy.copy(ix)
+            ix.storage = _WriterStorage(ix.storage)
+        for attempt in range(OPEN_ATTEMPTS):
+            try:
+                super().__init__(ix, **kwargs)
+                break
+            except OSError:
+                if attempt == OPEN_ATTEMPTS - 1 or kwargs.get("_lk", True):
+                    raise
+                time.sleep(0.005)
+        self._previous = {seg.segment_id() for seg in self.segments}
+        self._own = self.newsegment.segment_id()
+        """This writer's new segment: its (empty) files go when it is not used."""
 
     def _commit_toc(self, segments: list) -> None:
         toc = TOC(self.schema, segments, self.generation)
         toc.write(self.storage, self.indexname)
-        clean_files(self.storage, self.indexname, self.generation, segments)
+        clean_files(self.storage, self.indexname, self.generation, segments,
+                    self._previous | {self._own})
+
+    def cancel(self) -> None:
+        super().cancel()
+        prefix = self._own + "."
+        for name in self.storage.list():
+            if name.startswith(prefix):
+                with contextlib.suppress(OSError):
+                    self.storage.delete_file(name)
