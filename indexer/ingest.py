@@ -65,11 +65,12 @@ WRITER_OPTIONS = writer_options()
 BATCH_LOCK_WAIT = 30.0
 """How long an ingest's commit waits for the write lock: only an API write (well under a
 second) can hold it, since the ingest lock keeps a second ingest out."""
-MERGE_TIERS = (100, 1_000, 10_000)
+MERGE_TIERS = (10, 100, 1_000, 10_000)
 MERGE_SEGMENTS = 5
-"""After each write, once 5 segments hold at most 100 (or 1,000, or 10,000) documents each,
-they are merged into one (:func:`merge_small_segments`), outside the write lock: the
-segment count stays logarithmic in the index size, and no write waits for a merge."""
+"""After each write, once 5 segments are of one size class (up to 10 documents, 11 to 100,
+101 to 1,000, 1,001 to 10,000), they are merged into one (:func:`merge_small_segments`),
+outside the write lock: the segment count stays logarithmic in the index size, each document
+is rewritten about once per class, and no write waits for a merge."""
 SLOW_LOCK_SECONDS = 1.0
 """A write lock held longer than this is logged (what API writes may have waited for)."""
 API_ORIGIN = "api"
@@ -507,10 +508,13 @@ def _write_batch(ix: Index, batch: list[tuple[Document, list[list[Word]]]],
 
 
 def _choose_small(segments: list) -> list:
-    for tier in MERGE_TIERS:
-        small = [s for s in segments if s.doc_count_all() <= tier]
-        if len(small) >= MERGE_SEGMENTS:
-            return small
+    """The segments of the first size class (see :data:`MERGE_TIERS`) that holds enough of
+    them: segments of like sizes merged together, so a document is rewritten about once per
+    class, never at each write."""
+    for low, high in zip((0, *MERGE_TIERS), MERGE_TIERS, strict=False):
+        same = [s for s in segments if low < s.doc_count_all() <= high]
+        if len(same) >= MERGE_SEGMENTS:
+            return same
     return []
 
 
