@@ -102,6 +102,8 @@ class SegmentPostings:
     def __init__(self, budget: int = POSTINGS_BUDGET) -> None:
         self.budget = budget
         self._lists: OrderedDict[tuple[str, str, str], SegmentList] = OrderedDict()
+        self.terms: dict[str, dict[str, dict[str, int]]] = {}
+        """Each current segment's term table (see :class:`Lexicon`)."""
         self.nbytes = 0
         self._lock = threading.Lock()
 
@@ -131,15 +133,36 @@ class Lexicon:
     """Every plain term of the analysed fields with its document frequency, sorted, so that
     prefix completion is a binary search and typo expansion scans one first-letter bucket."""
 
-    def __init__(self, reader: IndexReader, frequent_df: int | None = None) -> None:
+    def __init__(self, reader: IndexReader, frequent_df: int | None = None,
+                 cache: dict[str, dict[str, dict[str, int]]] | None = None) -> None:
+        # Read per segment (one pass over its term table) and summed here: going through
+        # Whoosh's multi-segment reader looks every term up in every segment, which took
+        # seconds at each commit once writes had left a few segments. ``cache`` keeps each
+        # segment's table (segments never change) for the next generations, which then
+        # read only their new segments.
+        per_field: dict[str, dict[str, int]] = {f: {} for f in TEXT_FIELDS}
+        current: set[str] = set()
+        for leaf, _ in reader.leaf_readers():
+            segment = leaf.segment() if hasattr(leaf, "segment") else None
+            segid = segment.segment_id() if segment is not None else None
+            table = cache.get(segid) if cache is not None and segid else None
+            if table is None:
+                table = _segment_terms(leaf)
+                if cache is not None and segid:
+                    cache[segid] = table
+            if segid:
+                current.add(segid)
+            for fname, terms in table.items():
+                target = per_field[fname]
+                for term, n in terms.items():
+                    target[term] = target.get(term, 0) + n
+        if cache is not None:
+            for segid in [k for k in cache if k not in current]:
+                del cache[segid]
         df: dict[str, int] = {}
         frequent: list[tuple[int, str, str]] = []
-        for fname in TEXT_FIELDS:
-            if fname not in reader.schema:
-                continue
-            for raw, info in reader.iter_field(fname):
-                term = raw.decode("utf-8") if isinstance(raw, bytes) else raw
-                n = info.doc_frequency()
+        for fname, terms in per_field.items():
+            for term, n in terms.items():
                 if frequent_df is not None and n >= frequent_df:
                     frequent.append((n, fname, term))
                 if not term.startswith(STEM_PREFIX):
@@ -186,6 +209,24 @@ class Lexicon:
         return [term for _, _, term in ranked[:limit]]
 
 
+def _segment_terms(leaf: IndexReader) -> dict[str, dict[str, int]]:
+    """Field → term → document frequency of one segment (or of any reader)."""
+    out: dict[str, dict[str, int]] = {}
+    terms = getattr(leaf, "_terms", None)
+    if terms is not None and hasattr(terms, "items"):
+        for (fname, raw), info in terms.items():
+            if fname in TEXT_FIELDS:
+                term = raw.decode("utf-8") if isinstance(raw, bytes) else raw
+                out.setdefault(fname, {})[term] = info.doc_frequency()
+        return out
+    for fname in TEXT_FIELDS:
+        if fname in leaf.schema:
+            for raw, info in leaf.iter_field(fname):
+                term = raw.decode("utf-8") if isinstance(raw, bytes) else raw
+                out.setdefault(fname, {})[term] = info.doc_frequency()
+    return out
+
+
 class Engine:
     """Arrays for one index generation. Built once, shared by every thread of a worker."""
 
@@ -228,8 +269,10 @@ class Engine:
         cat_rows: list[int] = []
         cat_cols: list[int] = []
         self.raw_tags: dict[int, list[str]] = {}
-        column = reader.column_reader("meta")
-        for docnum in reader.all_doc_ids():
+        # An index without documents has no column at all (Whoosh's empty reader refuses
+        # ``column_reader``): its engine is simply empty until the first commit.
+        column = reader.column_reader("meta") if n else None
+        for docnum in reader.all_doc_ids() if column is not None else ():
             meta = json.loads(column[docnum])
             self.live[docnum] = True
             self.ids[docnum] = meta["id"]
@@ -286,7 +329,8 @@ class Engine:
         if self._lexicon is None:
             with self._lock:
                 if self._lexicon is None:
-                    self._lexicon = Lexicon(self.reader, frequent_df=self.frequent_df)
+                    self._lexicon = Lexicon(self.reader, frequent_df=self.frequent_df,
+                                            cache=self.segments.terms)
         return self._lexicon
 
     @property

@@ -1,17 +1,24 @@
 """Ingest: files → documents → batched French analysis → Whoosh, incrementally and safely.
 
 A file whose content hash is already in the index is skipped before any parsing. A bad file is
-rejected with its reason and never stops the others. Documents are committed in batches; each
-commit is atomic in Whoosh (new segments, then the table of contents), so an interrupted ingest
-leaves the last committed index, with every document either in its old or its new state.
+rejected with its reason and never stops the others. Documents are analysed in batches, then
+written and committed in short slices under the write lock; each commit is atomic in Whoosh
+(new segments, then the table of contents), so an interrupted ingest leaves the last committed
+index, with every document either in its old or its new state. Documents written through the
+API win over files of other folders (:func:`source_conflict`); the API's writes
+(:func:`upsert_text`, :func:`delete_document`) decide and do everything under the lock.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import os
 import sys
+import tempfile
+import threading
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,7 +38,9 @@ from indexer.document import (
     read_source,
 )
 from indexer.engine import encode_meta
-from indexer.locking import LockBusy, ingest_lock, workers_die_with_parent, write_lock
+from indexer.locking import FileLock, LockBusy, ingest_lock, workers_die_with_parent, write_lock
+from indexer.segments import merge_segments, prepare_documents, publish
+from indexer.snapshot import SafeSegmentWriter, open_reader, open_searcher
 from models.vocabulary import Vocabulary
 
 T = TypeVar("T")
@@ -56,12 +65,29 @@ WRITER_OPTIONS = writer_options()
 BATCH_LOCK_WAIT = 30.0
 """How long an ingest's commit waits for the write lock: only an API write (well under a
 second) can hold it, since the ingest lock keeps a second ingest out."""
+MERGE_TIERS = (10, 100, 1_000, 10_000)
+MERGE_SEGMENTS = 5
+"""After each write, once 5 segments are of one size class (up to 10 documents, 11 to 100,
+101 to 1,000, 1,001 to 10,000), they are merged into one (:func:`merge_small_segments`),
+outside the write lock: the segment count stays logarithmic in the index size, each document
+is rewritten about once per class, and no write waits for a merge."""
+SLOW_LOCK_SECONDS = 1.0
+"""A write lock held longer than this is logged (what API writes may have waited for)."""
+API_ORIGIN = "api"
+FILES_ORIGIN = "files"
+"""Where a document came from (the stored ``origin`` field), for the source rule: see
+:func:`source_conflict`."""
 
 log = logging.getLogger("communiques.ingest")
 
 
 class IngestError(Exception):
     """A usage problem that stops the whole ingest (missing path, index locked)."""
+
+
+class WriteLockBusy(IngestError):
+    """The write lock stayed held by another writer for longer than the caller would wait
+    (the API answers 503 with ``Retry-After``: the write can simply be sent again)."""
 
 
 @dataclass
@@ -161,13 +187,17 @@ def analyse_documents(docs: Sequence[Document], n_process: int = 1) -> list[list
 
 
 def write_document(
-    writer: IndexWriter, doc: Document, fields: list[list[Word]], vocabulary: Vocabulary
+    writer: IndexWriter, doc: Document, fields: list[list[Word]], vocabulary: Vocabulary,
+    origin: str = FILES_ORIGIN, replace: bool = True,
 ) -> None:
-    """Add or replace one analysed document (``update_document`` on the unique id)."""
+    """Add or replace one analysed document (``update_document`` on the unique id; with
+    ``replace=False``, only added: a segment prepared outside the lock, whose older versions
+    are deleted when it is published); ``origin`` says whether it was written through the
+    API (see :func:`source_conflict`)."""
     title, chapeau, body, attachment = (
         AnalysedText(text, words) for text, words in zip(_texts(doc), fields, strict=True)
     )
-    writer.update_document(
+    (writer.update_document if replace else writer.add_document)(
         id=doc.id,
         path=doc.path,
         url=doc.url,
@@ -190,6 +220,7 @@ def write_document(
         year=str(doc.date.year),
         published=doc.published,
         hash=doc.hash,
+        origin=origin,
         meta=encode_meta(
             id=doc.id,
             ts=doc.date.timestamp(),
@@ -205,40 +236,106 @@ def write_document(
     )
 
 
-def indexed_state(ix: Index) -> dict[str, tuple[str, str]]:
-    """``id → (content hash, path)`` of every indexed document."""
-    with ix.searcher() as s:
-        return {f["id"]: (f.get("hash", ""), f.get("path", "")) for f in s.all_stored_fields()}
+@dataclass(frozen=True)
+class Indexed:
+    """What the index holds of one document: enough to skip it, prune it or protect it."""
+
+    hash: str
+    path: str
+    origin: str
 
 
-def open_writer(ix: Index, timeout: float = 0.0) -> IndexWriter:
-    """A writer, or a clear error naming the holder when a live process holds the index's
-    write lock. A stale lock (its owner died, a descriptor survived it) is cleared first; see
-    :mod:`indexer.locking`."""
+def _indexed(fields: dict) -> Indexed:
+    return Indexed(fields.get("hash", ""), fields.get("path", ""),
+                   fields.get("origin", FILES_ORIGIN))
+
+
+def indexed_state(ix: Index) -> dict[str, Indexed]:
+    """``id → Indexed`` of every indexed document."""
+    with open_searcher(ix) as s:
+        return {f["id"]: _indexed(f) for f in s.all_stored_fields()}
+
+
+def _same_file(a: str, b: str) -> bool:
+    return bool(a and b) and os.path.realpath(a) == os.path.realpath(b)
+
+
+def source_conflict(old: Indexed | None, path: str) -> str | None:
+    """The source rule: why the file at ``path`` may not replace the indexed document ``old``
+    (None: it may).
+
+    A document written through the API (``PUT``) is the editors' latest word: an ingest never
+    replaces it with a file from another folder (the corpus' older copy, say), and reports
+    that file as rejected with this reason. The API keeps its documents as files in its own
+    folder (``COMMUNIQUES_DOCUMENTS``): ingesting that folder (a rebuild) is fine, since
+    those files are the API's own. Deleting the document through the API lifts the rule.
+    """
+    if old is None or old.origin != API_ORIGIN or _same_file(old.path, path):
+        return None
+    return (f"id written through the API (kept in {old.path}), which wins over this file; "
+            "delete it through the API, or ingest the API's documents folder, to change it")
+
+
+def _lock_writer(ix: Index, timeout: float) -> tuple[IndexWriter, FileLock | None]:
+    """A writer holding the write lock, and that lock (None for an index in memory)."""
     folder = getattr(ix.storage, "folder", None)
     if folder is None:  # not on disk (RamStorage): Whoosh's own lock
         from whoosh.index import LockError
 
         try:
-            return ix.writer(timeout=timeout, **WRITER_OPTIONS)
+            return SafeSegmentWriter(ix, timeout=timeout, **WRITER_OPTIONS), None
         except LockError:
-            raise IngestError("the index is locked by another writer; try again later") from None
+            raise WriteLockBusy(
+                "the index is locked by another writer; try again later") from None
     lock = write_lock(Path(folder), ix.indexname)
     try:
         lock.acquire(timeout=timeout)
     except LockBusy as exc:
-        raise IngestError(
+        raise WriteLockBusy(
             f"the index is locked by another writer ({exc.status.describe()}); try again later"
         ) from None
     if lock.cleared is not None:
         log.warning("cleared a stale write lock: %s", lock.cleared.describe())
     try:
-        writer = ix.writer(_lk=False, **WRITER_OPTIONS)
+        writer = SafeSegmentWriter(ix, _lk=False, **WRITER_OPTIONS)
     except BaseException:
         lock.release()
         raise
-    writer.writelock = lock  # released by Whoosh on commit or cancel
+    return writer, lock
+
+
+def open_writer(ix: Index, timeout: float = 0.0) -> IndexWriter:
+    """A writer, or a clear error naming the holder when a live process holds the index's
+    write lock (:class:`WriteLockBusy`). A stale lock (its owner died, a descriptor survived
+    it) is cleared first; see :mod:`indexer.locking`. The writer deletes replaced files in
+    the order that readers rely on (:class:`indexer.snapshot.SafeSegmentWriter`)."""
+    writer, lock = _lock_writer(ix, timeout)
+    if lock is not None:
+        writer.writelock = lock  # released by Whoosh on commit or cancel
     return writer
+
+
+@contextlib.contextmanager
+def locked_writer(ix: Index, timeout: float = 0.0) -> Iterator[IndexWriter]:
+    """A writer whose lock is held until the block ends, commit included: what is decided
+    from the index (is the id new? whose is it?) and what is done beside it (the API's files)
+    happen under the same lock as the write. The writer is cancelled if the block fails
+    before committing."""
+    writer, lock = _lock_writer(ix, timeout)
+    taken = time.monotonic()
+    try:
+        yield writer
+    finally:
+        try:
+            if not writer.is_closed:
+                writer.cancel()
+        finally:
+            if lock is not None:
+                lock.release()
+            held = time.monotonic() - taken
+            if held > SLOW_LOCK_SECONDS:
+                log.warning("write lock held %.1f s (%d segments)", held,
+                            len(getattr(writer, "segments", ())))
 
 
 def _under(path: str, roots: Iterable[Path]) -> bool:
@@ -304,8 +401,8 @@ def _ingest(
     seen: dict[str, str] = {}
     show = sys.stderr.isatty() if progress is None else progress
 
-    def changed_documents() -> Iterator[tuple[Document, bool]]:
-        """Parse files lazily; yield only new or changed documents (with "is new")."""
+    def changed_documents() -> Iterator[tuple[Document, None]]:
+        """Parse files lazily; yield only new or changed documents."""
         for path in tqdm(files, desc="ingest", unit="file", disable=not show, file=sys.stderr):
             doc_id = path.stem
             if doc_id in seen:
@@ -316,9 +413,14 @@ def _ingest(
             try:
                 source = read_source(path)
                 old = state.get(doc_id)
-                if prepare is None and old is not None and old[0] == content_hash(source):
+                if prepare is None and old is not None and old.hash == content_hash(source):
                     seen[doc_id] = str(path)
                     report.unchanged.append(doc_id)
+                    continue
+                conflict = source_conflict(old, str(path))
+                if conflict is not None:
+                    seen[doc_id] = str(path)
+                    report.rejected.append((str(path), conflict))
                     continue
                 doc = parse_text(source, doc_id, collection_of(path), str(path))
                 if prepare is not None:
@@ -329,43 +431,97 @@ def _ingest(
                 report.rejected.append((exc.path, exc.reason))
                 continue
             seen[doc_id] = str(path)
-            if old is not None and old[0] == doc.hash:
+            if old is not None and old.hash == doc.hash:
                 report.unchanged.append(doc_id)
                 continue
-            yield doc, old is None
+            yield doc, None
 
-    # One nlp.pipe stream over every changed document (workers start once), consumed here in
-    # order: each document is written as soon as its fields are analysed, and a commit closes
-    # each batch, so an interruption loses at most the batch in progress.
-    writer: IndexWriter | None = None
-    in_batch = 0
-    try:
-        for (doc, is_new), fields in analyse_stream(changed_documents(), n_process=n_process):
-            if writer is None:
-                writer = open_writer(ix, timeout=BATCH_LOCK_WAIT)
-            write_document(writer, doc, fields, vocabulary)
-            (report.added if is_new else report.updated).append(doc.id)
-            in_batch += 1
-            if in_batch >= batch_size:
-                writer.commit()
-                writer, in_batch = None, 0
-    except BaseException:
-        if writer is not None:
-            writer.cancel()
-        raise
-    if writer is not None:
-        writer.commit()
+    # One nlp.pipe stream over every changed document (workers start once). A batch is
+    # analysed and written into a new segment without the write lock, then published under it
+    # in milliseconds (indexer.segments): an API write never waits for spaCy or Whoosh.
+    batch: list[tuple[Document, list[list[Word]]]] = []
+    for (doc, _), fields in analyse_stream(changed_documents(), n_process=n_process):
+        batch.append((doc, fields))
+        if len(batch) >= batch_size:
+            _write_batch(ix, batch, vocabulary, report, state)
+            batch = []
+    if batch:
+        _write_batch(ix, batch, vocabulary, report, state)
 
     if prune:
         roots = [Path(p).resolve() for p in paths]
-        gone = [i for i, (_, p) in state.items() if i not in seen and p and _under(p, roots)]
+        gone = [i for i, old in state.items() if i not in seen and old.path
+                and _under(old.path, roots)]
         if gone:
-            writer = open_writer(ix, timeout=BATCH_LOCK_WAIT)
-            for doc_id in gone:
-                writer.delete_by_term("id", doc_id)
-            writer.commit()
-            report.pruned.extend(gone)
+            with locked_writer(ix, timeout=BATCH_LOCK_WAIT) as writer:
+                searcher = writer.searcher()
+                for doc_id in gone:
+                    # Checked again under the lock: an API write may have taken the id since.
+                    fields = searcher.document(id=doc_id)
+                    if fields is None or not _under(fields.get("path", ""), roots):
+                        continue
+                    writer.delete_by_term("id", doc_id)
+                    report.pruned.append(doc_id)
+                writer.commit(merge=False)
     return report
+
+
+def _write_batch(ix: Index, batch: list[tuple[Document, list[list[Word]]]],
+                 vocabulary: Vocabulary, report: IngestReport, state: dict[str, Indexed]) -> None:
+    """Write analysed documents into a new segment without the lock, then publish it under
+    the lock. "Added" or "updated", and the source rule, are decided under the lock, from the
+    index as it is then (an API write may have come in since the ingest started)."""
+
+    def add(writer: IndexWriter) -> list[str]:
+        for doc, fields in batch:
+            old = state.get(doc.id)
+            origin = old.origin if old is not None and _same_file(old.path, doc.path) \
+                else FILES_ORIGIN
+            write_document(writer, doc, fields, vocabulary, origin, replace=False)
+        return [doc.id for doc, _ in batch]
+
+    prepared = prepare_documents(ix, add, WRITER_OPTIONS)
+    done: list[tuple[str, bool]] = []
+    try:
+        with locked_writer(ix, timeout=BATCH_LOCK_WAIT) as writer:
+            searcher = writer.searcher()
+            drop: list[int] = []
+            for k, (doc, _) in enumerate(batch):
+                found = searcher.document(id=doc.id)
+                old = _indexed(found) if found is not None else None
+                conflict = source_conflict(old, doc.path)
+                if conflict is not None:
+                    report.rejected.append((doc.path, conflict))
+                    drop.append(k)
+                    continue
+                if old is not None:
+                    writer.delete_by_term("id", doc.id)
+                done.append((doc.id, old is None))
+            publish(writer, prepared, drop)
+            prepared = None
+    finally:
+        if prepared is not None:
+            prepared.discard()
+    for doc_id, is_new in done:
+        (report.added if is_new else report.updated).append(doc_id)
+    merge_small_segments(ix, BATCH_LOCK_WAIT)
+
+
+def _choose_small(segments: list) -> list:
+    """The segments of the first size class (see :data:`MERGE_TIERS`) that holds enough of
+    them: segments of like sizes merged together, so a document is rewritten about once per
+    class, never at each write."""
+    for low, high in zip((0, *MERGE_TIERS), MERGE_TIERS, strict=False):
+        same = [s for s in segments if low < s.doc_count_all() <= high]
+        if len(same) >= MERGE_SEGMENTS:
+            return same
+    return []
+
+
+def merge_small_segments(ix: Index, timeout: float = BATCH_LOCK_WAIT) -> bool:
+    """Merge small segments when there are too many (see :data:`MERGE_TIERS`), outside the
+    lock (:func:`indexer.segments.merge_segments`); True when something was merged."""
+    return merge_segments(ix, _choose_small, WRITER_OPTIONS, locked_writer, timeout)
 
 
 def optimize_index(ix: Index) -> int:
@@ -377,27 +533,24 @@ def optimize_index(ix: Index) -> int:
     document), so it suits a full build, the artefact that is then published, rather than
     the small daily ingests. Atomic like any commit: readers see the old segments or the new.
     """
-    return _merge(ix, optimize=True)
+    merge_segments(ix, lambda segs: segs if len(segs) > 1 or any(
+        s.has_deletions() for s in segs) else [], WRITER_OPTIONS, locked_writer,
+        BATCH_LOCK_WAIT)
+    return _segment_count(ix)
 
 
 MAX_SEGMENTS = 6
 """More segments than this after an ingest, and all but the largest are merged into one."""
 
 
-def _merge_all_but_largest(writer: IndexWriter, segments: list) -> list:
-    """A Whoosh merge policy: every segment but the largest merged into the writer's new one."""
-    from whoosh.reading import SegmentReader
-
+def _all_but_largest(segments: list) -> list:
+    """Every segment but the largest (to be merged into one)."""
     ordered = sorted(segments, key=lambda seg: seg.doc_count_all())
-    for seg in ordered[:-1]:
-        reader = SegmentReader(writer.storage, writer.schema, seg)
-        writer.add_reader(reader)
-        reader.close()
-    return ordered[-1:]
+    return ordered[:-1]
 
 
 def _segment_count(ix: Index) -> int:
-    reader = ix.reader()
+    reader = open_reader(ix)
     try:
         return len(reader.leaf_readers())
     finally:
@@ -417,51 +570,124 @@ def consolidate_segments(ix: Index) -> int:
     count = _segment_count(ix)
     if count <= MAX_SEGMENTS:
         return count
-    return _merge(ix, mergetype=_merge_all_but_largest)
-
-
-def _merge(ix: Index, **commit_options: object) -> int:
-    """An empty commit that merges segments (atomic like any commit); the count after."""
-    writer = open_writer(ix, timeout=BATCH_LOCK_WAIT)
-    try:
-        writer.commit(**commit_options)
-    except BaseException:
-        writer.cancel()
-        raise
+    merge_segments(ix, _all_but_largest, WRITER_OPTIONS, locked_writer, BATCH_LOCK_WAIT)
     return _segment_count(ix)
 
 
+API_WRITE_WAIT = float(os.environ.get("COMMUNIQUES_WRITE_WAIT", "5"))
+"""Seconds an API write waits for the write lock before giving up (503, Retry-After)."""
+FILE_MODE = 0o644
+"""Mode of the files the API keeps (readable by the other accounts that ingest or back up)."""
+
+
+@dataclass
+class WriteResult:
+    """What an API write did: the document, whether it was new, the files it removed."""
+
+    doc: Document
+    created: bool
+    removed: list[str] = field(default_factory=list)
+
+
+def _api_file(folder: Path, collection: str, doc_id: str) -> Path:
+    return folder / collection / f"{doc_id}.md"
+
+
+def _stage_file(target: Path, raw: bytes) -> Path:
+    """The new file written beside its target, synced, not yet in place."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-", suffix=".md")
+    try:
+        os.fchmod(fd, FILE_MODE)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(raw)
+            fh.flush()
+            os.fsync(fh.fileno())
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    return Path(tmp)
+
+
+def _other_copies(folder: Path, doc_id: str, keep: Path | None) -> list[Path]:
+    """The API's files of ``doc_id`` in other collections than ``keep``'s."""
+    return [p for p in folder.glob(f"*/{doc_id}.md") if keep is None or p != keep]
+
+
 def upsert_text(
-    ix: Index, source: str, doc_id: str, collection: str, path: str = "",
-    vocabulary: Vocabulary | None = None, timeout: float = 10.0,
-) -> tuple[Document, bool]:
+    ix: Index, source: str, doc_id: str, collection: str, documents_dir: Path | None = None,
+    raw: bytes | None = None, vocabulary: Vocabulary | None = None,
+    timeout: float = API_WRITE_WAIT,
+) -> WriteResult:
     """Parse, analyse and write one document given as markdown text (the API's PUT).
 
-    Returns the document and whether it was new. Raises :class:`DocumentError` for bad input.
+    The analysis, and the writing of the document's new segment, run first, without the write
+    lock (:mod:`indexer.segments`). Then, under the lock: whether the id is new is read from
+    the index (so of parallel writes of a new id, exactly one "creates" it),
+    the document is committed as written through the API (see :func:`source_conflict`), and
+    its file is put in place under ``documents_dir`` (``raw``, mode 0644), its copies in other
+    collections removed (a move). Raises :class:`DocumentError` for bad input and
+    :class:`WriteLockBusy` when the lock stays held ``timeout`` seconds.
     """
-    doc = parse_text(source, doc_id, collection, path or f"api:{collection}/{doc_id}.md")
+    target = _api_file(documents_dir, collection, doc_id) if documents_dir is not None else None
+    doc = parse_text(source, doc_id, collection,
+                     str(target) if target is not None else f"api:{collection}/{doc_id}.md")
     (fields,) = analyse_documents([doc])
-    is_new = doc_id not in _ids(ix, [doc_id])
-    writer = open_writer(ix, timeout=timeout)
+
+    def add(writer: IndexWriter) -> list[str]:
+        write_document(writer, doc, fields, vocabulary or Vocabulary(), API_ORIGIN,
+                       replace=False)
+        return [doc_id]
+
+    prepared = prepare_documents(ix, add, WRITER_OPTIONS)
+    staged = _stage_file(target, raw if raw is not None else source.encode("utf-8")) \
+        if target is not None else None
     try:
-        write_document(writer, doc, fields, vocabulary or Vocabulary())
-    except BaseException:
-        writer.cancel()
-        raise
-    writer.commit()
-    return doc, is_new
+        with locked_writer(ix, timeout=timeout) as writer:
+            created = writer.searcher().document_number(id=doc_id) is None
+            if not created:
+                writer.delete_by_term("id", doc_id)
+            publish(writer, prepared)
+            prepared = None
+            removed: list[str] = []
+            if staged is not None and target is not None and documents_dir is not None:
+                os.replace(staged, target)
+                staged = None
+                for other in _other_copies(documents_dir, doc_id, target):
+                    other.unlink(missing_ok=True)
+                    removed.append(str(other))
+    finally:
+        if staged is not None:
+            staged.unlink(missing_ok=True)
+        if prepared is not None:
+            prepared.discard()
+    _merge_in_background(ix, timeout)
+    return WriteResult(doc, created, removed)
 
 
-def _ids(ix: Index, ids: Iterable[str]) -> set[str]:
-    with ix.searcher() as s:
-        return {i for i in ids if s.document_number(id=i) is not None}
+def _merge_in_background(ix: Index, timeout: float) -> None:
+    """Small segments merged after an API write, in a thread: the write has answered."""
+
+    def merge() -> None:
+        try:
+            merge_small_segments(ix, timeout)
+        except Exception:  # noqa: BLE001 - a merge is an optimisation: the next write retries
+            log.exception("merging small segments failed")
+
+    threading.Thread(target=merge, name="merge-segments", daemon=True).start()
 
 
-def delete_document(ix: Index, doc_id: str, timeout: float = 10.0) -> bool:
-    """Remove one document; False when it was not indexed."""
-    if not _ids(ix, [doc_id]):
-        return False
-    writer = open_writer(ix, timeout=timeout)
-    writer.delete_by_term("id", doc_id)
-    writer.commit()
+def delete_document(ix: Index, doc_id: str, documents_dir: Path | None = None,
+                    timeout: float = API_WRITE_WAIT) -> bool:
+    """Remove one document, and the API's files of it; False when it was not indexed.
+    Decided and done under the write lock (:class:`WriteLockBusy` after ``timeout``)."""
+    with locked_writer(ix, timeout=timeout) as writer:
+        if writer.searcher().document_number(id=doc_id) is None:
+            return False
+        writer.delete_by_term("id", doc_id)
+        writer.commit(merge=False)
+        if documents_dir is not None:
+            for path in _other_copies(documents_dir, doc_id, None):
+                path.unlink(missing_ok=True)
     return True

@@ -14,7 +14,7 @@ from whoosh.formats import Positions
 
 from indexer.analysis import FrenchTokenizer
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 """Bumped whenever fields or analysis change so that an old index is rebuilt, not misread."""
 
 TEXT_FIELDS: dict[str, float] = {"title": 4.0, "chapeau": 2.0, "body": 1.0, "attachment": 0.6}
@@ -79,6 +79,9 @@ def build_schema() -> Schema:
         year=ID(stored=True),
         published=BOOLEAN(stored=True),
         hash=STORED,
+        # "api" for a document written through the API, "files" for one ingested from a
+        # folder: an ingest never replaces the former with a file from another folder.
+        origin=STORED,
         # What the search engine needs of every document (date, year, collection, tag keys,
         # field lengths, title) in one small column, read at start-up without the bodies.
         meta=COLUMN(VarBytesColumn()),
@@ -125,11 +128,13 @@ def open_index(path: Path, create: bool = False, rebuild: bool = False) -> whoos
     if not create:
         raise IndexError_(f"{path}: no index here; run 'communiques ingest PATH --index {path}'")
     path.mkdir(parents=True, exist_ok=True)
-    ix = whoosh_index.create_in(str(path), build_schema())
+    # The version first, the (empty) index second: a process killed in between leaves a
+    # folder that is not yet an index, made anew by the next ``create``, never one of an
+    # unknown version.
     tmp = _meta_path(path).with_suffix(".tmp")
     tmp.write_text(json.dumps({"schema_version": SCHEMA_VERSION}))
     os.replace(tmp, _meta_path(path))
-    return ix
+    return whoosh_index.create_in(str(path), build_schema())
 
 
 class PublishError(Exception):

@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,7 @@ from indexer.engine import Engine, SegmentPostings
 from indexer.highlight import MatchSet, highlight, snippet
 from indexer.query import ParsedQuery, QueryError, parse_query, typo_distance
 from indexer.schema import open_index
+from indexer.snapshot import open_reader, open_searcher
 from models.vocabulary import Vocabulary
 
 SORTS = ("relevance", "date", "-date")
@@ -188,7 +190,9 @@ class SearchIndex:
             if swapped or engine is None or not engine.up_to_date():
                 # A new searcher, not ``refresh()``: refresh reuses segment readers and so
                 # keeps their old deletion sets (a deleted document would still be found).
-                engine = Engine(self.ix.searcher(), self._segments)
+                # Pinned: this generation's files stay readable whatever later commits delete
+                # (see :mod:`indexer.snapshot`).
+                engine = Engine(open_searcher(self.ix), self._segments)
                 vocabulary = Vocabulary(self.aliases)
                 public = Vocabulary(self.aliases)
                 for docnum, raw in engine.raw_tags.items():
@@ -211,7 +215,7 @@ class SearchIndex:
             engine.preloaded.set()
             return
         threading.Thread(
-            target=engine.preload, args=(self.ix.reader, lambda: self._engine is engine),
+            target=engine.preload, args=(partial(open_reader, self.ix), lambda: self._engine is engine),
             name="postings-preload", daemon=True,
         ).start()
 

@@ -2,23 +2,23 @@
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
-from pathlib import Path
 from typing import Annotated
 
+import anyio
+import anyio.to_thread
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from pydantic import BaseModel
 
 from indexer.document import DocumentError, decode_source
-from indexer.ingest import IngestError, delete_document, upsert_text
+from indexer.ingest import WriteLockBusy, WriteResult, delete_document, upsert_text
 from service.auth import Caller, require_writer
 from service.context import AppContext, get_context
 
 router = APIRouter(prefix="/api/documents", tags=["documents"])
 
-ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,199}$"
+ID_PATTERN = r"[A-Za-z0-9][A-Za-z0-9._\-]{0,199}"
+"""Matched whole (``fullmatch``: ``$`` would let a final newline through)."""
 COLLECTION_PATTERN = r"^[a-z0-9][a-z0-9_\-]{0,49}$"
 
 
@@ -61,7 +61,7 @@ class WriteOut(BaseModel):
 
 
 def _check_id(doc_id: str) -> None:
-    if not re.match(ID_PATTERN, doc_id):
+    if not re.fullmatch(ID_PATTERN, doc_id):
         raise HTTPException(
             status_code=422,
             detail=f"id: {doc_id[:50]!r} must be letters, digits, '.', '_' or '-' (1–200)",
@@ -91,57 +91,80 @@ def similar(
     return [SimilarOut.model_validate(d) for d in docs]
 
 
-def _source_path(folder: Path, collection: str, doc_id: str) -> Path:
-    return folder / collection / f"{doc_id}.md"
+WRITE_THREADS = 4
+"""API writes run in worker threads, at most this many at a time per worker process (the
+others queue without a thread): however many writes wait for the index's write lock, the
+threads that answer reads stay free."""
+_write_limiter: anyio.CapacityLimiter | None = None
 
 
-def _save_source(target: Path, raw: bytes) -> None:
-    """Keep the written file (atomically) so a later re-ingest or rebuild loses nothing."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-", suffix=".md")
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(raw)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, target)
+def _limiter() -> anyio.CapacityLimiter:
+    global _write_limiter
+    if _write_limiter is None:  # made on the event loop of the worker that uses it
+        _write_limiter = anyio.CapacityLimiter(WRITE_THREADS)
+    return _write_limiter
+
+
+def _busy(exc: WriteLockBusy) -> HTTPException:
+    return HTTPException(status_code=503, detail=str(exc),
+                         headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+
+
+RETRY_AFTER_SECONDS = 2
 
 
 @router.put("/{doc_id}", response_model=WriteOut, dependencies=[Depends(require_writer)],
-            responses={422: {"description": "invalid document; the detail names the field"}})
+            responses={422: {"description": "invalid document; the detail names the field"},
+                       503: {"description": "the index stayed locked by another writer; "
+                                            "send again after Retry-After seconds"}})
 async def put_document(
     doc_id: str,
     request: Request,
     ctx: Annotated[AppContext, Depends(get_context)],
     collection: Annotated[str, Query(pattern=COLLECTION_PATTERN)] = "communiques",
 ) -> WriteOut:
-    """Create or replace a document from its markdown file (``Content-Type: text/markdown``)."""
+    """Create or replace a document from its markdown file (``Content-Type: text/markdown``).
+
+    Documents written here win over files of the same id in ingested folders (see the
+    README's source rule); moving one to another ``collection`` removes its old file. The
+    body is read on the event loop; parsing, analysis and the write run in a worker thread
+    (the write lock may be held by an ingest: this worker meanwhile answers other requests).
+    """
     _check_id(doc_id)
     raw = await request.body()
     if len(raw) > ctx.settings.max_body_bytes:
         raise HTTPException(status_code=413, detail="body too large")
-    path = _source_path(ctx.settings.documents_dir, collection, doc_id)
-    try:
+    folder = ctx.settings.documents_dir
+
+    def write() -> WriteResult:
         source = decode_source(raw, doc_id)
-        doc, is_new = upsert_text(ctx.search.ix, source, doc_id, collection, str(path))
+        return upsert_text(ctx.search.ix, source, doc_id, collection, folder, raw)
+
+    try:
+        result = await anyio.to_thread.run_sync(write, limiter=_limiter())
     except DocumentError as exc:
         raise HTTPException(status_code=422, detail=exc.reason) from None
-    except IngestError as exc:
-        raise HTTPException(status_code=409, detail=str(exc)) from None
-    _save_source(path, raw)
+    except WriteLockBusy as exc:
+        raise _busy(exc) from None
     ctx.search.changed()
-    return WriteOut(id=doc.id, status="created" if is_new else "updated", url=doc.url)
+    doc = result.doc
+    return WriteOut(id=doc.id, status="created" if result.created else "updated", url=doc.url)
 
 
-@router.delete("/{doc_id}", response_model=WriteOut, dependencies=[Depends(require_writer)])
-def remove_document(doc_id: str, ctx: Annotated[AppContext, Depends(get_context)]) -> WriteOut:
+@router.delete("/{doc_id}", response_model=WriteOut, dependencies=[Depends(require_writer)],
+               responses={503: {"description": "the index stayed locked by another writer; "
+                                               "send again after Retry-After seconds"}})
+async def remove_document(doc_id: str,
+                          ctx: Annotated[AppContext, Depends(get_context)]) -> WriteOut:
+    """Remove a document and the API's file of it (in a worker thread, like ``PUT``)."""
     _check_id(doc_id)
     try:
-        found = delete_document(ctx.search.ix, doc_id)
-    except IngestError as exc:
-        raise HTTPException(status_code=409, detail=str(exc)) from None
+        found = await anyio.to_thread.run_sync(
+            delete_document, ctx.search.ix, doc_id, ctx.settings.documents_dir,
+            limiter=_limiter())
+    except WriteLockBusy as exc:
+        raise _busy(exc) from None
     if not found:
         raise HTTPException(status_code=404, detail=f"no document with id {doc_id!r}")
     ctx.search.changed()
-    for path in ctx.settings.documents_dir.glob(f"*/{doc_id}.md"):
-        path.unlink(missing_ok=True)
     return WriteOut(id=doc_id, status="deleted")
