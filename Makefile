@@ -37,11 +37,12 @@ test: setup browser
 	$(BIN)/ruff check .
 	$(BIN)/pytest -q
 
-# The long reliability runs (about 10 minutes): 20 kill -9 during ingests, then 2 minutes of
-# 50 requests/s while ingesting; their tables go in bench/RESULTS.md (## Reliability).
+# The long reliability runs (about 14 minutes): 20 kill -9 during ingests, 2 minutes of
+# 50 requests/s while ingesting, then the rate-limit attempts; their tables go in bench/RESULTS.md (## Reliability).
 reliability: setup
 	$(PY) -m bench.crash --kills 20 --n 300
 	$(PY) -m bench.load_while_ingest --seconds 120 --rate 50
+	$(PY) -m bench.rate_limit_attempt --seconds 150
 
 clean:
 	rm -rf var .pytest_cache
