@@ -108,3 +108,35 @@ def test_editor_form_is_rate_limited(server: str) -> None:
     assert codes == [200, 200, 200, 429, 429], codes
     # the page itself is not limited
     assert all(httpx.get(server + "/editeur").status_code == 200 for _ in range(5))
+
+
+@pytest.mark.browser
+def test_api_docs_render_in_a_browser_under_the_csp(server: str) -> None:
+    """The viewers really start under the CSP: no script error, nothing fetched elsewhere."""
+    from tests.test_browser import CHROMIUM, CHROMIUM_ARGS, _unavailable
+
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        _unavailable("the playwright package is not installed (scripts/install-browser.sh)")
+    if not CHROMIUM.exists():
+        _unavailable(f"{CHROMIUM} is missing (scripts/install-browser.sh)")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS,
+                                    headless=True)
+        try:
+            for path, ready in (("/docs", ".opblock"), ("/redoc", "h1:has-text('communiques')")):
+                page = browser.new_page()
+                errors: list[str] = []
+                elsewhere: list[str] = []
+                page.on("pageerror", lambda e, errors=errors: errors.append(str(e)))
+                # fetched from another host (ReDoc's own logo link is blocked by the CSP)
+                page.on("requestfinished", lambda r, out=elsewhere: out.append(r.url)
+                        if not r.url.startswith(server) else None)
+                page.goto(server + path)
+                page.wait_for_selector(ready, timeout=20_000)
+                assert errors == [], (path, errors)
+                assert elsewhere == [], (path, elsewhere)
+                page.close()
+        finally:
+            browser.close()
