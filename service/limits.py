@@ -19,6 +19,7 @@ requests are still counted, logged and given the security headers.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import re
 import sqlite3
@@ -35,6 +36,8 @@ from limits import RateLimitItem, RateLimitItemPerSecond
 from limits.errors import ConfigurationError
 from limits.storage import MovingWindowSupport, Storage, storage_from_string
 from limits.strategies import MovingWindowRateLimiter
+
+log = logging.getLogger("communiques")
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -311,12 +314,19 @@ class RateLimitMiddleware:
                         if self.rates else None)
 
     def _wait(self, name: str, client: str) -> float:
-        """0 when the request may go ahead (and is counted), else the seconds to wait."""
+        """0 when the request may go ahead (and is counted), else the seconds to wait. A
+        storage that fails lets the request through, logged: the limits protect the service,
+        they must not take it down."""
         assert self.limiter is not None
         item = self.items[name]
-        if self.limiter.hit(item, name, client):
+        try:
+            if self.limiter.hit(item, name, client):
+                return 0.0
+            reset = self.limiter.get_window_stats(item, name, client).reset_time
+        except Exception as exc:  # the storage's own errors vary with its kind
+            log.warning("rate-limit storage failed; request let through",
+                        extra={"fields": {"class": name, "error": repr(exc)[:200]}})
             return 0.0
-        reset = self.limiter.get_window_stats(item, name, client).reset_time
         return max(1.0, reset - time.time())
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -18,19 +18,26 @@ import httpx
 import pytest
 
 from service.limits import Rate, SQLiteStorage, route_class
-from tests.conftest import start_server
+from tests.conftest import LiveServer, start_server
 
 EXPORT = {"q": "zzzqqq", "format": "jsonl", "fields": "id"}
 """A cheap export (no match): what is measured is the limiter, not the export."""
 
 
-def _exports(base: str, n: int, forwarded: list[str | None]) -> list[tuple[str | None, int]]:
+def _client(source: str = "127.0.0.1") -> httpx.Client:
+    """A client on a new connection (any worker may answer) from a loopback ``source`` address:
+    each test its own address, so each starts with a fresh allowance."""
+    return httpx.Client(transport=httpx.HTTPTransport(local_address=source), timeout=30)
+
+
+def _exports(base: str, n: int, forwarded: list[str | None],
+             source: str = "127.0.0.1") -> list[tuple[str | None, int]]:
     """``n`` exports from 8 threads, the i-th with ``X-Forwarded-For: forwarded[i % len]``."""
 
     def one(i: int) -> tuple[str | None, int]:
         xff = forwarded[i % len(forwarded)]
         headers = {"X-Forwarded-For": xff} if xff else {}
-        with httpx.Client(timeout=30) as client:  # a new connection: any worker may answer
+        with _client(source) as client:
             return xff, client.get(base + "/api/export", params=EXPORT, headers=headers).status_code
 
     with ThreadPoolExecutor(8) as pool:
@@ -38,11 +45,20 @@ def _exports(base: str, n: int, forwarded: list[str | None]) -> list[tuple[str |
 
 
 @pytest.fixture(scope="module")
-def untrusting_server(sample_index: Path) -> Iterator[str]:
-    """The default: no proxy named, so forwarded headers are ignored."""
-    server = start_server(sample_index, {"COMMUNIQUES_RATE_EXPORT": "60/60"}, workers=2)
-    yield server.url
+def untrusting(sample_index: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
+        tuple[LiveServer, Path]]:
+    """The default: no proxy named, so forwarded headers are ignored. Its temporary folder is
+    its own, to see what ``serve`` leaves there."""
+    tmp = tmp_path_factory.mktemp("serve-tmp")
+    server = start_server(sample_index, {"COMMUNIQUES_RATE_EXPORT": "60/60", "TMPDIR": str(tmp)},
+                          workers=2)
+    yield server, tmp
     server.stop()
+
+
+@pytest.fixture(scope="module")
+def untrusting_server(untrusting: tuple[LiveServer, Path]) -> str:
+    return untrusting[0].url
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +72,7 @@ def proxied_server(sample_index: Path) -> Iterator[str]:
 
 def test_rotating_forwarded_for_does_not_bypass_the_limit(untrusting_server: str) -> None:
     rotating = [f"203.0.113.{i % 250 + 1}" for i in range(200)]
-    results = _exports(untrusting_server, 200, rotating)
+    results = _exports(untrusting_server, 200, rotating, source="127.0.0.2")
     codes = Counter(code for _, code in results)
     assert set(codes) <= {200, 429}, codes
     assert codes[200] == 60, codes  # one limit over both workers, headers ignored
@@ -64,18 +80,21 @@ def test_rotating_forwarded_for_does_not_bypass_the_limit(untrusting_server: str
 
 def test_trusted_proxy_makes_the_forwarded_client_the_key(proxied_server: str) -> None:
     clients = ["198.51.100.7", "198.51.100.8"]
-    results = _exports(proxied_server, 200, clients)
+    results = _exports(proxied_server, 200, clients)  # from 127.0.0.1, the proxy
     passed = Counter(xff for xff, code in results if code == 200)
     assert passed == {c: 60 for c in clients}, passed
     # the proxy itself, without a forwarded header, is one more client with its own allowance
     assert _exports(proxied_server, 1, [None])[0][1] == 200
+    # an address that is not the proxy cannot choose its identity
+    spoofed = _exports(proxied_server, 100, [f"192.0.2.{i}" for i in range(1, 101)],
+                       source="127.0.0.3")
+    assert Counter(code for _, code in spoofed)[200] == 60
 
 
 def test_refusal_says_when_to_retry(untrusting_server: str) -> None:
-    for _ in range(70):
-        r = httpx.get(untrusting_server + "/api/export", params=EXPORT, timeout=30)
-        if r.status_code == 429:
-            break
+    with _client("127.0.0.4") as client:
+        for _ in range(61):
+            r = client.get(untrusting_server + "/api/export", params=EXPORT)
     assert r.status_code == 429
     assert 1 <= int(r.headers["retry-after"]) <= 60
     assert "export" in r.json()["detail"] and "60 per 60 s" in r.json()["detail"]
@@ -93,7 +112,7 @@ def test_metrics_count_every_worker(untrusting_server: str) -> None:
     before = _count(httpx.get(base + "/metrics").text, "/api/stats")
 
     def stats(_: int) -> int:
-        with httpx.Client(timeout=30) as client:
+        with _client() as client:
             return client.get(base + "/api/stats").status_code
 
     with ThreadPoolExecutor(8) as pool:
@@ -101,7 +120,7 @@ def test_metrics_count_every_worker(untrusting_server: str) -> None:
     # whichever worker answers /metrics, it reports the 40 requests, not its own share of them
     seen = set()
     for _ in range(10):
-        with httpx.Client(timeout=30) as client:
+        with _client() as client:
             text = client.get(base + "/metrics").text
         seen.add(_count(text, "/api/stats") - before)
         assert "communiques_request_seconds_bucket" in text
@@ -161,19 +180,36 @@ def test_rate_settings() -> None:
     assert route_class("GET", "/api/search") is None
 
 
-def test_serve_cleans_its_shared_folder_up(tmp_path: Path, sample_index: Path) -> None:
-    """The limiter's file and the metrics folder live in a folder ``serve`` makes and removes."""
+def test_a_failing_storage_lets_requests_through(tmp_path: Path) -> None:
+    """The limits protect the service; a storage that fails (disk full, file removed) must not
+    turn every limited request into a 500."""
+    import sqlite3
+
+    from service.limits import RateLimitMiddleware
+
+    async def app(scope: object, receive: object, send: object) -> None:
+        pass
+
+    middleware = RateLimitMiddleware(app, {"export": Rate(1, 60)},
+                                     storage=f"sqlite:///{tmp_path / 'l.sqlite'}")
+    assert middleware._wait("export", "a") == 0 and middleware._wait("export", "a") > 0
+
+    def broken(*_: object, **__: object) -> bool:
+        raise sqlite3.OperationalError("disk I/O error")
+
+    middleware.limiter.hit = broken  # type: ignore[method-assign, union-attr]
+    assert middleware._wait("export", "a") == 0
+
+
+def test_serve_cleans_its_shared_folder_up(untrusting: tuple[LiveServer, Path]) -> None:
+    """The limiter's file and the metrics folder live in a folder ``serve`` makes and removes
+    (last in this file: it stops the server)."""
     import os
 
-    tmp = tmp_path / "tmp"
-    tmp.mkdir()
-    server = start_server(sample_index, {"TMPDIR": str(tmp)}, workers=2)
-    try:
-        made = [p.name for p in tmp.iterdir()]
-        assert any(n.startswith("communiques-serve-") for n in made), made
-        assert httpx.get(server.url + "/metrics").status_code == 200
-    finally:
-        server.stop()
+    server, tmp = untrusting
+    made = [p.name for p in tmp.iterdir()]
+    assert [n for n in made if n.startswith("communiques-serve-")], made
+    server.stop()
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline and os.listdir(tmp):
         time.sleep(0.2)
