@@ -7,7 +7,10 @@ Each test talks HTTP to ``communiques serve --workers 2``: one limit is shared b
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -18,7 +21,7 @@ import httpx
 import pytest
 
 from service.limits import Rate, SQLiteStorage, route_class
-from tests.conftest import LiveServer, start_server
+from tests.conftest import ROOT, LiveServer, start_server
 
 EXPORT = {"q": "zzzqqq", "format": "jsonl", "fields": "id"}
 """A cheap export (no match): what is measured is the limiter, not the export."""
@@ -201,10 +204,19 @@ def test_a_failing_storage_lets_requests_through(tmp_path: Path) -> None:
     assert middleware._wait("export", "a") == 0
 
 
+def test_serve_names_a_malformed_rate(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "service.cli", "serve", "--index", str(tmp_path / "ix")],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+        env={**os.environ, "COMMUNIQUES_RATE_EXPORT": "beaucoup"},
+    )
+    assert done.returncode == 2, done.stderr
+    assert "COMMUNIQUES_RATE_EXPORT" in done.stderr and "beaucoup" in done.stderr
+
+
 def test_serve_cleans_its_shared_folder_up(untrusting: tuple[LiveServer, Path]) -> None:
     """The limiter's file and the metrics folder live in a folder ``serve`` makes and removes
     (last in this file: it stops the server)."""
-    import os
 
     server, tmp = untrusting
     made = [p.name for p in tmp.iterdir()]
