@@ -37,14 +37,15 @@ test: setup browser
 	$(BIN)/ruff check .
 	$(BIN)/pytest -q
 
-# The long reliability runs (about 12 minutes): 20 kill -9 during ingests, 2 minutes of
-# 50 requests/s while ingesting, 60 s of API writes and reads with ingests into the same index;
-# their tables go in bench/RESULTS.md (## Reliability).
+# The long reliability runs (about 16 minutes): 20 kill -9 during ingests, 2 minutes of
+# 50 requests/s while ingesting, 60 s of API writes and reads with ingests into the same index,
+# the rate-limit and poisoning attempts; their tables go in bench/RESULTS.md (## Reliability).
 reliability: setup
 	$(PY) -m bench.crash --kills 20 --n 300
 	$(PY) -m bench.load_while_ingest --seconds 120 --rate 50
-	$(PY) -m bench.poisoning --posts 66 --big 200
 	$(PY) -m bench.concurrent_writes --seconds 60
+	$(PY) -m bench.rate_limit_attempt --seconds 150
+	$(PY) -m bench.poisoning --posts 66 --big 200
 
 clean:
 	rm -rf var .pytest_cache

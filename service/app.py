@@ -5,72 +5,32 @@ from __future__ import annotations
 import importlib
 import logging
 import time
-from collections import defaultdict
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from threading import Lock
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
+from service import metrics as request_metrics
+from service.apidocs import add_docs
 from service.auth import Caller, OriginCheckMiddleware
 from service.context import AppContext, Settings
 from service.limits import BodySizeLimitMiddleware, RateLimitMiddleware, document_refusals
 from service.logging import configure_logging
 from service.memory import tune_malloc
+from service.middleware import HeadAsGetMiddleware, RelativeRedirectMiddleware
 
 log = logging.getLogger("communiques")
 
-LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
     "Referrer-Policy": "same-origin",
 }
-
-
-class Metrics:
-    """Request counts and latency histograms per route, in Prometheus text format."""
-
-    def __init__(self) -> None:
-        self._lock = Lock()
-        self.counts: dict[tuple[str, str, int], int] = defaultdict(int)
-        self.buckets: dict[tuple[str, str], list[int]] = {}
-        self.sums: dict[tuple[str, str], float] = defaultdict(float)
-
-    def observe(self, method: str, route: str, status: int, seconds: float) -> None:
-        with self._lock:
-            self.counts[(method, route, status)] += 1
-            b = self.buckets.setdefault((method, route), [0] * (len(LATENCY_BUCKETS) + 1))
-            for i, edge in enumerate(LATENCY_BUCKETS):
-                if seconds <= edge:
-                    b[i] += 1
-            b[-1] += 1
-            self.sums[(method, route)] += seconds
-
-    def render(self) -> str:
-        lines = [
-            "# HELP communiques_requests_total HTTP requests by method, route and status.",
-            "# TYPE communiques_requests_total counter",
-        ]
-        with self._lock:
-            for (m, r, s), n in sorted(self.counts.items()):
-                lines.append(f'communiques_requests_total{{method="{m}",route="{r}",status="{s}"}} {n}')
-            lines += [
-                "# HELP communiques_request_seconds HTTP request latency.",
-                "# TYPE communiques_request_seconds histogram",
-            ]
-            for (m, r), b in sorted(self.buckets.items()):
-                labels = f'method="{m}",route="{r}"'
-                for edge, n in zip(LATENCY_BUCKETS, b, strict=False):
-                    lines.append(f'communiques_request_seconds_bucket{{{labels},le="{edge}"}} {n}')
-                lines.append(f'communiques_request_seconds_bucket{{{labels},le="+Inf"}} {b[-1]}')
-                lines.append(f"communiques_request_seconds_sum{{{labels}}} {self.sums[(m, r)]:.6f}")
-                lines.append(f"communiques_request_seconds_count{{{labels}}} {b[-1]}")
-        return "\n".join(lines) + "\n"
 
 
 class ObservabilityMiddleware(BaseHTTPMiddleware):
@@ -89,7 +49,7 @@ class ObservabilityMiddleware(BaseHTTPMiddleware):
         elapsed = time.perf_counter() - t0
         route = request.scope.get("route")
         name = getattr(route, "path", "unmatched")
-        request.app.state.metrics.observe(request.method, name, status, elapsed)
+        request_metrics.observe(request.method, name, status, elapsed)
         for k, v in SECURITY_HEADERS.items():
             response.headers.setdefault(k, v)
         log.info("request", extra={"fields": {
@@ -126,21 +86,27 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="communiques",
         description="Recherche et suggestion d'étiquettes pour les communiqués de presse.",
         version="0.1.0",
+        docs_url=None, redoc_url=None,  # served by service.apidocs, without CDN, under the CSP
     )
     app.state.ctx = AppContext(settings)
-    app.state.metrics = Metrics()
     app.add_exception_handler(RequestValidationError, _validation_error)
     # Innermost first: the body limit, then the rate limits, inside the observability
     # middleware so that refused requests are counted, logged and get the security headers.
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
-    app.add_middleware(RateLimitMiddleware, rates=settings.rates())
+    app.add_middleware(RateLimitMiddleware, rates=settings.rates(), storage=settings.rate_storage)
     app.add_middleware(OriginCheckMiddleware, settings=settings)
+    app.add_middleware(HeadAsGetMiddleware)
+    app.add_middleware(RelativeRedirectMiddleware)
     app.add_middleware(ObservabilityMiddleware)
     if settings.site_origin:
         app.add_middleware(
             CORSMiddleware, allow_origins=[o.strip() for o in settings.site_origin.split(",")],
             allow_methods=["GET"], allow_headers=["*"],
         )
+    if settings.proxies():
+        # Outermost: the client address (rate limits, logs) and scheme (own origin, Secure
+        # cookies) come from X-Forwarded-* only when the connection is from a named proxy.
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.proxies())
 
     from service.routes import documents, search
 
@@ -179,7 +145,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         }
 
     @app.get("/metrics", tags=["ops"], response_class=PlainTextResponse)
-    def metrics() -> str:
-        return app.state.metrics.render()
+    def metrics() -> Response:
+        """Prometheus metrics: the counts of every worker of this service."""
+        body, content_type = request_metrics.exposition()
+        return Response(body, media_type=content_type)
+
+    add_docs(app)
 
     return app

@@ -127,16 +127,43 @@ def cmd_publish(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    """Run the service. Its workers share one folder that this command makes (and removes at
+    the end): the rate limits' SQLite file and the metrics' multiprocess files, so that limits
+    and counts hold for the service as a whole, not per worker."""
+    import shutil
+    import tempfile
+
     import uvicorn
+
+    from service.context import Settings
 
     os.environ["COMMUNIQUES_INDEX"] = str(_index_dir(args))
     if args.model:
         os.environ["COMMUNIQUES_MODEL"] = str(args.model)
+    if args.trusted_proxies is not None:
+        os.environ["COMMUNIQUES_TRUSTED_PROXIES"] = args.trusted_proxies
+    try:
+        Settings().rates()  # a malformed rate stops here, named, not in every worker
+    except ValueError as exc:
+        print(f"communiques serve: {exc}", file=sys.stderr)
+        return 2
     open_index(_index_dir(args), create=True)
-    uvicorn.run(
-        "service.app:create_app", factory=True, host=args.host, port=args.port,
-        workers=args.workers, log_level=args.log_level, access_log=False,
-    )
+    shared = Path(tempfile.mkdtemp(prefix="communiques-serve-"))
+    try:
+        if not os.environ.get("COMMUNIQUES_RATE_STORAGE"):
+            os.environ["COMMUNIQUES_RATE_STORAGE"] = f"sqlite:///{shared / 'rate-limits.sqlite'}"
+        if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            (shared / "metrics").mkdir()
+            os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(shared / "metrics")
+        # Forwarded headers are the application's business (COMMUNIQUES_TRUSTED_PROXIES), not
+        # uvicorn's, which would believe them from any loopback connection.
+        uvicorn.run(
+            "service.app:create_app", factory=True, host=args.host, port=args.port,
+            workers=args.workers, log_level=args.log_level, access_log=False,
+            proxy_headers=False, forwarded_allow_ips="",
+        )
+    finally:
+        shutil.rmtree(shared, ignore_errors=True)
     return 0
 
 
@@ -193,6 +220,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--log-level", default="info")
+    p.add_argument("--trusted-proxies", default=None, metavar="ADDRS",
+                   help="addresses or networks (comma-separated) of the reverse proxies whose "
+                        "X-Forwarded-For is believed (default: COMMUNIQUES_TRUSTED_PROXIES, "
+                        "else none)")
     p.set_defaults(func=cmd_serve)
 
     try:

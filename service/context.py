@@ -55,14 +55,36 @@ class Settings:
     rate_write: str = field(
         default_factory=lambda: os.environ.get("COMMUNIQUES_RATE_WRITE", DEFAULT_RATES["write"])
     )
+    rate_editor: str = field(
+        default_factory=lambda: os.environ.get("COMMUNIQUES_RATE_EDITOR", DEFAULT_RATES["editor"])
+    )
     """Per-client rate limits, ``N/SECONDS`` or ``off`` (see :mod:`service.limits`)."""
+    rate_storage: str = field(
+        default_factory=lambda: os.environ.get("COMMUNIQUES_RATE_STORAGE", "memory://")
+    )
+    """Where the rate limits count, as a ``limits`` storage URI. ``serve`` sets it to a SQLite
+    file of its own (``sqlite:///...``) that all its workers share; ``memory://`` counts in one
+    process only; ``redis://...`` shares the count between machines."""
+    trusted_proxies: str = field(
+        default_factory=lambda: os.environ.get("COMMUNIQUES_TRUSTED_PROXIES", "")
+    )
+    """Addresses or networks (comma-separated, ``*`` for any) of the reverse proxies whose
+    ``X-Forwarded-For`` / ``X-Forwarded-Proto`` are believed. Empty (the default): none, and the
+    client is the connection's address."""
 
     def rates(self) -> dict[str, Rate | None]:
-        return {
-            "export": Rate.parse(self.rate_export),
-            "suggest": Rate.parse(self.rate_suggest),
-            "write": Rate.parse(self.rate_write),
-        }
+        """The rate of each class of route; a malformed value names its variable."""
+        rates: dict[str, Rate | None] = {}
+        for name in DEFAULT_RATES:
+            try:
+                rates[name] = Rate.parse(getattr(self, f"rate_{name}"))
+            except ValueError as exc:
+                raise ValueError(f"COMMUNIQUES_RATE_{name.upper()}: {exc}") from None
+        return rates
+
+    def proxies(self) -> list[str]:
+        """The trusted proxies, as a list (empty: none)."""
+        return [p.strip() for p in self.trusted_proxies.split(",") if p.strip()]
 
 
 class AppContext:

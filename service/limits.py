@@ -6,25 +6,38 @@ requests are still counted, logged and given the security headers.
 * **Body size**: a declared ``Content-Length`` over the limit is refused before a byte of the
   body is read; a chunked body is counted as it arrives and refused as soon as it passes the
   limit. ``COMMUNIQUES_MAX_BODY_BYTES`` (default 1,000,000).
-* **Rate limits**: a token bucket per client address and per class of route — ``export``
-  (``/api/export``), ``suggest`` (``/api/tags/suggest``, ``/api/documents/{id}/tags/suggest``)
-  and ``write`` (any PUT, POST, PATCH or
-  DELETE under ``/api/``, whether or not it carries the key, so that guessing the key is slowed
-  down too). ``COMMUNIQUES_RATE_EXPORT`` / ``_SUGGEST`` / ``_WRITE`` = ``N/S`` (N requests per
-  S seconds, bursts up to N) or ``off``. The buckets live in each worker's memory.
+* **Rate limits**: a moving window per client address and per class of route — ``export``
+  (``/api/export``), ``suggest`` (``/api/tags/suggest``, ``/api/documents/{id}/tags/suggest``),
+  ``write`` (any PUT, POST, PATCH or DELETE under ``/api/``, and the sign-in form, whether or
+  not it carries the key, so that guessing a key is slowed down too) and ``editor`` (the
+  editor's form, ``POST /editeur``). ``COMMUNIQUES_RATE_EXPORT`` / ``_SUGGEST`` / ``_WRITE`` /
+  ``_EDITOR`` = ``N/S`` (N requests in any S seconds) or ``off``. Counted by the ``limits``
+  library in a storage shared by every worker of a ``serve`` (:class:`SQLiteStorage`, or any
+  ``limits`` URI in ``COMMUNIQUES_RATE_STORAGE``), so one limit holds whichever worker answers.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import math
 import re
+import sqlite3
 import threading
 import time
-from collections import OrderedDict
-from collections.abc import Awaitable, Callable, MutableMapping
+import urllib.parse
+from collections.abc import Awaitable, Callable, Iterator, MutableMapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
+
+import anyio.to_thread
+from limits import RateLimitItem, RateLimitItemPerSecond
+from limits.errors import ConfigurationError
+from limits.storage import MovingWindowSupport, Storage, storage_from_string
+from limits.strategies import MovingWindowRateLimiter
+
+log = logging.getLogger("communiques")
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -32,11 +45,9 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
-DEFAULT_RATES = {"export": "60/60", "suggest": "600/60", "write": "600/60"}
+DEFAULT_RATES = {"export": "60/60", "suggest": "600/60", "write": "600/60", "editor": "60/60"}
 """Generous on purpose (a person never comes near them; a script hammering the service
 does); tighten them per deployment through the environment."""
-MAX_CLIENTS = 10_000
-"""Buckets kept at most (least recently seen dropped first): memory stays bounded."""
 WRITE_METHODS = frozenset({"PUT", "POST", "PATCH", "DELETE"})
 
 
@@ -114,7 +125,7 @@ class BodySizeLimitMiddleware:
 
 @dataclass(frozen=True)
 class Rate:
-    """``capacity`` requests at once, refilled at ``capacity / period`` per second."""
+    """``capacity`` requests in any ``period`` seconds (a moving window)."""
 
     capacity: int
     period: float
@@ -133,39 +144,141 @@ class Rate:
         capacity = int(m.group(1))
         if capacity == 0:
             return None
+        if period < 1:
+            raise ValueError(f"rate {text!r}: the period must be at least 1 second")
         return cls(capacity, period)
 
-    @property
-    def per_second(self) -> float:
-        return self.capacity / self.period
+    def item(self) -> RateLimitItem:
+        """The same rate as a :mod:`limits` item (whole seconds)."""
+        return RateLimitItemPerSecond(self.capacity, max(1, round(self.period)))
 
 
-class TokenBuckets:
-    """One token bucket per key, in memory, with the least recently used keys dropped."""
+class SQLiteStorage(Storage, MovingWindowSupport):
+    """A :mod:`limits` storage in one SQLite file, shared by the processes that open it.
 
-    def __init__(self, rate: Rate, max_keys: int = MAX_CLIENTS,
-                 clock: Callable[[], float] = time.monotonic) -> None:
-        self.rate = rate
-        self.max_keys = max_keys
+    ``communiques serve`` makes the file in a private folder for its workers, so that one limit
+    holds across all of them (an in-memory storage would give each worker its own allowance).
+    Registered as the ``sqlite://`` scheme: ``sqlite:///path/to/file`` (an absolute path).
+    Every decision is one short ``BEGIN IMMEDIATE`` transaction, so two workers never both
+    take the last place of a window. Moving window: each hit is a row that leaves the window
+    ``expiry`` seconds after it was made, so no burst across a window edge passes twice the
+    limit. Fixed-window counters are kept too, for the other strategies.
+    """
+
+    STORAGE_SCHEME = ["sqlite"]
+    PRUNE_EVERY = 500
+    """Expired rows of every key are deleted once every this many hits: the file stays small."""
+
+    def __init__(self, uri: str | None = None, wrap_exceptions: bool = False,
+                 clock: Callable[[], float] = time.time, **options: Any) -> None:
+        super().__init__(uri, wrap_exceptions=wrap_exceptions, **options)
+        path = urllib.parse.urlparse(uri or "").path
+        if not path:
+            raise ConfigurationError(f"rate-limit storage {uri!r}: expected sqlite:///PATH")
+        self.path = path
         self.clock = clock
-        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
         self._lock = threading.Lock()
-
-    def take(self, key: str) -> float:
-        """0 when a request may go ahead (a token is taken), else the seconds to wait."""
-        now = self.clock()
+        self._hits = 0
+        self._db = sqlite3.connect(path, timeout=10, isolation_level=None,
+                                   check_same_thread=False)
         with self._lock:
-            tokens, last = self._buckets.pop(key, (float(self.rate.capacity), now))
-            tokens = min(float(self.rate.capacity), tokens + (now - last) * self.rate.per_second)
-            wait = 0.0
-            if tokens >= 1.0:
-                tokens -= 1.0
+            self._db.execute("PRAGMA busy_timeout = 10000")
+            self._db.execute("PRAGMA journal_mode = WAL")
+            self._db.execute("PRAGMA synchronous = OFF")  # counts, not records: speed first
+            with self._transaction():
+                self._db.execute("CREATE TABLE IF NOT EXISTS hits ("
+                                 "key TEXT NOT NULL, at REAL NOT NULL, expires REAL NOT NULL)")
+                self._db.execute("CREATE INDEX IF NOT EXISTS hits_key ON hits (key, expires)")
+                self._db.execute("CREATE TABLE IF NOT EXISTS counters ("
+                                 "key TEXT PRIMARY KEY, value INTEGER NOT NULL, "
+                                 "expires REAL NOT NULL)")
+
+    @property
+    def base_exceptions(self) -> type[Exception] | tuple[type[Exception], ...]:
+        return sqlite3.Error
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction, taken at once (``IMMEDIATE``): decisions are serialised."""
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._db
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    # moving window
+
+    def acquire_entry(self, key: str, limit: int, expiry: int, amount: int = 1) -> bool:
+        if amount > limit:
+            return False
+        with self._lock, self._transaction() as db:
+            now = self.clock()
+            self._hits += 1
+            if self._hits % self.PRUNE_EVERY == 0:
+                db.execute("DELETE FROM hits WHERE expires <= ?", (now,))
             else:
-                wait = (1.0 - tokens) / self.rate.per_second
-            self._buckets[key] = (tokens, now)
-            while len(self._buckets) > self.max_keys:
-                self._buckets.popitem(last=False)
-            return wait
+                db.execute("DELETE FROM hits WHERE key = ? AND expires <= ?", (key, now))
+            (taken,) = db.execute("SELECT COUNT(*) FROM hits WHERE key = ?", (key,)).fetchone()
+            if taken + amount > limit:
+                return False
+            db.executemany("INSERT INTO hits (key, at, expires) VALUES (?, ?, ?)",
+                           [(key, now, now + expiry)] * amount)
+            return True
+
+    def get_moving_window(self, key: str, limit: int, expiry: int) -> tuple[float, int]:
+        with self._lock:
+            now = self.clock()
+            oldest, count = self._db.execute(
+                "SELECT MIN(at), COUNT(*) FROM hits WHERE key = ? AND expires > ?", (key, now),
+            ).fetchone()
+        return (oldest if count else now), int(count)
+
+    # fixed window
+
+    def incr(self, key: str, expiry: int, amount: int = 1) -> int:
+        with self._lock, self._transaction() as db:
+            now = self.clock()
+            db.execute("DELETE FROM counters WHERE key = ? AND expires <= ?", (key, now))
+            db.execute("INSERT INTO counters (key, value, expires) VALUES (?, ?, ?) "
+                       "ON CONFLICT (key) DO UPDATE SET value = value + excluded.value",
+                       (key, amount, now + expiry))
+            (value,) = db.execute("SELECT value FROM counters WHERE key = ?", (key,)).fetchone()
+            return int(value)
+
+    def get(self, key: str) -> int:
+        with self._lock:
+            row = self._db.execute("SELECT value FROM counters WHERE key = ? AND expires > ?",
+                                   (key, self.clock())).fetchone()
+        return int(row[0]) if row else 0
+
+    def get_expiry(self, key: str) -> float:
+        with self._lock:
+            row = self._db.execute("SELECT expires FROM counters WHERE key = ? AND expires > ?",
+                                   (key, self.clock())).fetchone()
+        return float(row[0]) if row else self.clock()
+
+    # housekeeping
+
+    def check(self) -> bool:
+        try:
+            with self._lock:
+                self._db.execute("SELECT 1 FROM hits LIMIT 1").fetchall()
+        except sqlite3.Error:
+            return False
+        return True
+
+    def reset(self) -> int | None:
+        with self._lock, self._transaction() as db:
+            n = db.execute("DELETE FROM hits").rowcount + db.execute(
+                "DELETE FROM counters").rowcount
+        return int(n)
+
+    def clear(self, key: str) -> None:
+        with self._lock, self._transaction() as db:
+            db.execute("DELETE FROM hits WHERE key = ?", (key,))
+            db.execute("DELETE FROM counters WHERE key = ?", (key,))
 
 
 def route_class(method: str, path: str) -> str | None:
@@ -175,28 +288,56 @@ def route_class(method: str, path: str) -> str | None:
     if path.startswith("/api/tags/suggest") or (path.startswith("/api/") and path.endswith(
             "/tags/suggest")):
         return "suggest"
-    if method in WRITE_METHODS and path.startswith("/api/"):
-        return "write"
+    if method in WRITE_METHODS and (path.startswith("/api/") or path == "/connexion"):
+        return "write"  # the sign-in page takes keys: guessing them is slowed down as well
+    if method == "POST" and path == "/editeur":
+        return "editor"
     return None
 
 
 class RateLimitMiddleware:
-    """429 with ``Retry-After`` when a client exceeds its class's rate."""
+    """429 with ``Retry-After`` when a client exceeds its class's rate.
 
-    def __init__(self, app: ASGIApp, rates: dict[str, Rate | None]) -> None:
+    The client is the connection's address: a forwarded address counts only when
+    ``ProxyHeadersMiddleware`` (mounted outside this one for the proxies the operator named)
+    put it there. The count lives in ``storage`` (a :mod:`limits` URI; ``sqlite://`` for the
+    workers of one ``serve``), decided by the moving-window strategy, in a worker thread so that
+    a busy storage never holds the event loop up.
+    """
+
+    def __init__(self, app: ASGIApp, rates: dict[str, Rate | None],
+                 storage: str = "memory://") -> None:
         self.app = app
-        self.buckets = {name: TokenBuckets(rate) for name, rate in rates.items() if rate}
+        self.rates = {name: rate for name, rate in rates.items() if rate}
+        self.items = {name: rate.item() for name, rate in self.rates.items()}
+        self.limiter = (MovingWindowRateLimiter(storage_from_string(storage))
+                        if self.rates else None)
+
+    def _wait(self, name: str, client: str) -> float:
+        """0 when the request may go ahead (and is counted), else the seconds to wait. A
+        storage that fails lets the request through, logged: the limits protect the service,
+        they must not take it down."""
+        assert self.limiter is not None
+        item = self.items[name]
+        try:
+            if self.limiter.hit(item, name, client):
+                return 0.0
+            reset = self.limiter.get_window_stats(item, name, client).reset_time
+        except Exception as exc:  # the storage's own errors vary with its kind
+            log.warning("rate-limit storage failed; request let through",
+                        extra={"fields": {"class": name, "error": repr(exc)[:200]}})
+            return 0.0
+        return max(1.0, reset - time.time())
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and self.buckets:
+        if scope["type"] == "http" and self.limiter is not None:
             name = route_class(scope.get("method", "GET"), scope.get("path", ""))
-            buckets = self.buckets.get(name) if name else None
-            if buckets is not None:
+            if name in self.rates:
                 client = scope.get("client") or ("unknown", 0)
-                wait = buckets.take(str(client[0]))
+                wait = await anyio.to_thread.run_sync(self._wait, name, str(client[0]))
                 if wait > 0:
                     seconds = max(1, math.ceil(wait))
-                    rate = buckets.rate
+                    rate = self.rates[name]
                     await send_json(
                         send, 429,
                         {"detail": f"too many requests: {name} is limited to {rate.capacity} "

@@ -16,7 +16,6 @@ import pytest
 from fastapi.testclient import TestClient
 
 from service.context import Settings
-from service.limits import Rate, TokenBuckets, route_class
 from service.logging import JsonFormatter, Redactor
 from tests.conftest import ROOT, free_port, start_server
 
@@ -194,32 +193,7 @@ def test_expensive_endpoints_are_rate_limited(limited_server: str) -> None:
     assert all(r.status_code == 200 for r in calls("GET", "/api/search", 30, params={"q": "x"}))
 
 
-def test_token_bucket_refills() -> None:
-    now = [0.0]
-    buckets = TokenBuckets(Rate(2, 10.0), clock=lambda: now[0])
-    assert buckets.take("a") == 0 and buckets.take("a") == 0
-    assert buckets.take("a") == pytest.approx(5.0)
-    assert buckets.take("b") == 0  # per client
-    now[0] = 5.0
-    assert buckets.take("a") == 0
-    small = TokenBuckets(Rate(1, 1.0), max_keys=3, clock=lambda: now[0])
-    for k in range(10):
-        small.take(str(k))
-    assert len(small._buckets) == 3  # bounded memory
-
-
-def test_rate_settings() -> None:
-    assert Rate.parse("30/60") == Rate(30, 60.0)
-    assert Rate.parse("5/s") == Rate(5, 1.0)
-    assert Rate.parse("10/min") == Rate(10, 60.0)
-    assert Rate.parse("off") is None and Rate.parse("0") is None
-    with pytest.raises(ValueError):
-        Rate.parse("beaucoup")
-    assert route_class("GET", "/api/export") == "export"
-    assert route_class("POST", "/api/tags/suggest") == "suggest"
-    assert route_class("GET", "/api/documents/x/tags/suggest") == "suggest"
-    assert route_class("DELETE", "/api/documents/x") == "write"
-    assert route_class("GET", "/api/search") is None
+# The limiter's own tests (shared storage, moving window, settings): tests/test_rate_limits.py
 
 
 # --- headers, errors, logs -------------------------------------------------------------------------
