@@ -28,7 +28,7 @@ from fastapi.responses import FileResponse, HTMLResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from indexer.query import MAX_QUERY_LENGTH, QueryError
-from indexer.search import MAX_WINDOW, SearchError, SearchRequest, SearchResult
+from indexer.search import MAX_WINDOW, SearchError, SearchRequest, SearchResult, year_label
 from models.vocabulary import tag_key as plain_tag_key
 from service.context import AppContext, get_context
 
@@ -74,7 +74,10 @@ def tag_key(ctx: AppContext, raw: str) -> str:
 
 
 def french_date(value: str) -> str:
-    """``2023-11-07T10:00:00+01:00`` → ``7 novembre 2023`` (``1er`` for the first)."""
+    """``2023-11-07T10:00:00+01:00`` → ``7 novembre 2023`` (``1er`` for the first); a
+    document without a date shows « sans date »."""
+    if not value:
+        return "sans date"
     try:
         day = dt.date.fromisoformat(value[:10])
     except (TypeError, ValueError):
@@ -169,7 +172,7 @@ class PageQuery:
         pq.category = qp.get("category", "").strip()[:200]
         year = qp.get("year", "").strip()
         if year:
-            if year.isdigit() and 1900 <= int(year) <= 2200:
+            if year == "0" or (year.isdigit() and 1 <= int(year) <= 9999):
                 pq.year = year
             else:
                 pq.errors.append(f"Année ignorée : « {year[:20]} » n’est pas une année valide.")
@@ -284,7 +287,8 @@ def results_context(base: str, pq: PageQuery, result: SearchResult | None, size:
         active_filters.append({"kind": "Collection", "label": collection_label(pq.collection),
                                "href": pq.url(base, collection="")})
     if pq.year:
-        active_filters.append({"kind": "Année", "label": pq.year, "href": pq.url(base, year="")})
+        active_filters.append({"kind": "Année", "label": year_label(pq.year),
+                               "href": pq.url(base, year="")})
     if pq.category:
         active_filters.append({"kind": "Catégorie", "label": pq.category,
                                "href": pq.url(base, category="")})
