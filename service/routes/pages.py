@@ -20,7 +20,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import parse_qs, urlencode
+from urllib.parse import parse_qs, unquote, urlencode
 
 import jinja2
 from fastapi import APIRouter, Depends, HTTPException, Request
@@ -85,6 +85,20 @@ def french_date(value: str) -> str:
     return f"{'1er' if day.day == 1 else day.day} {MONTHS[day.month - 1]} {day.year}"
 
 
+def file_size(size: int) -> str:
+    """``123456`` → ``121 Ko``, ``2500000`` → ``2,4 Mo`` (as French sites write sizes)."""
+    if size < 1024:
+        return f"{size} o"
+    if size < 1024 * 1024:
+        return f"{round(size / 1024)} Ko"
+    return f"{size / 1024 / 1024:.1f} Mo".replace(".", ",")
+
+
+def file_name(path: str) -> str:
+    """``/uploads/Dossier%20presse.pdf`` → ``Dossier presse.pdf``."""
+    return unquote(path.rstrip("/").rsplit("/", 1)[-1]) or path
+
+
 def collection_label(value: str) -> str:
     return COLLECTION_LABELS.get(value, value)
 
@@ -120,6 +134,8 @@ env = jinja2.Environment(
 )
 env.filters["french_date"] = french_date
 env.filters["collection_label"] = collection_label
+env.filters["file_size"] = file_size
+env.filters["file_name"] = file_name
 env.globals["static_url"] = static_url
 env.globals["SORT_LABELS"] = SORT_LABELS
 templates = Jinja2Templates(env=env)
