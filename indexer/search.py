@@ -363,6 +363,8 @@ class SearchIndex:
             "collection": f.get("collection", ""),
             "published": bool(f.get("published", True)),
             "attachments": list(f.get("attachments", [])),
+            "attachment_urls": [a.get("url") or a.get("path", "")
+                                for a in f.get("attachments", [])],
         }
         if score is not None:
             out["score"] = round(float(score), 4)

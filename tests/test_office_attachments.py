@@ -274,14 +274,18 @@ def test_document_page_links_each_attachment(server: str, site: Path) -> None:
 
 def test_export_gives_attachment_urls(server: str) -> None:
     r = httpx.get(f"{server}/api/export", params={"q": WORDS["pptx"], "format": "csv",
-                                                  "fields": "id,attachments"}, timeout=30)
+                                                  "fields": "id,attachments,attachment_urls"},
+                  timeout=30)
     assert r.status_code == 200
     rows = list(csv.DictReader(io.StringIO(r.text.lstrip("\ufeff"))))
-    assert rows[0]["attachments"] == f"{SITE_URL}/uploads/Dossier%20pptx.pptx"
+    assert rows[0]["attachments"] == "Annexe pptx"
+    assert rows[0]["attachment_urls"] == f"{SITE_URL}/uploads/Dossier%20pptx.pptx"
     r = httpx.get(f"{server}/api/export", params={"q": WORDS["ods"], "format": "jsonl"},
                   timeout=30)
     (line,) = r.text.splitlines()
-    assert json.loads(line)["attachments"][0]["url"] == f"{SITE_URL}/uploads/Dossier%20ods.ods"
+    record = json.loads(line)
+    assert record["attachments"][0]["url"] == f"{SITE_URL}/uploads/Dossier%20ods.ods"
+    assert record["attachment_urls"] == [f"{SITE_URL}/uploads/Dossier%20ods.ods"]
 
 
 def test_searches_meanwhile_find_attachment_text(server: str) -> None:

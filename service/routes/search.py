@@ -116,13 +116,13 @@ def autocomplete(
 
 
 EXPORT_FIELDS = ["id", "title", "date", "collection", "tags", "categories", "url", "path",
-                 "published", "attachments", "score"]
+                 "published", "attachments", "attachment_urls", "score"]
 
 
 def _csv_value(value: object) -> str:
     if isinstance(value, list):
         return " | ".join(
-            (v.get("url") or v.get("path", "")) if isinstance(v, dict) else str(v) for v in value
+            (v.get("name") or v.get("path", "")) if isinstance(v, dict) else str(v) for v in value
         )
     return "" if value is None else str(value)
 
