@@ -8,6 +8,7 @@ leaves the last committed index, with every document either in its old or its ne
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import sys
@@ -130,6 +131,12 @@ def analyse_stream(
 
     ``items`` pairs each document with a caller's value, handed back with the analysis.
     """
+    # Nothing to analyse (an unchanged corpus): spaCy is not even loaded (seconds saved).
+    stream = iter(items)
+    first = next(stream, None)
+    if first is None:
+        return
+    items = itertools.chain([first], stream)
     # Workers get a number, not the document: contexts travel to spaCy's processes and back
     # pickled, and a document (its body) would make that trip for nothing.
     pending: dict[int, tuple[Document, T]] = {}
