@@ -103,7 +103,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     if result.suggestion:
         print(f"Essayez avec : {result.suggestion}")
     for i, h in enumerate(result.hits, 1):
-        print(f"{i:>3}. [{h.date[:10]}] {h.title}  ({h.id}, {h.score:.2f})")
+        print(f"{i:>3}. [{h.date[:10] or 'sans date'}] {h.title}  ({h.id}, {h.score:.2f})")
     return 0
 
 
