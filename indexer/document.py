@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass, field
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import frontmatter
 import yaml
@@ -59,12 +60,21 @@ class DocumentError(Exception):
 
 @dataclass
 class Attachment:
-    """A file attached to a communiqué (press kit PDF), as named in the front matter."""
+    """A file attached to a communiqué (press kit PDF, office file), as named in the front
+    matter; ``size`` (bytes) and ``text`` are filled in when the file is read."""
 
     path: str
     name: str = ""
     text: str = ""
     error: str = ""
+    url: str = ""
+    type: str = ""
+    size: int | None = None
+
+    def record(self) -> dict[str, Any]:
+        """What the index stores and the API shows of an attachment (its text apart)."""
+        return {"path": self.path, "name": self.name, "error": self.error, "url": self.url,
+                "type": self.type, "size": self.size}
 
 
 @dataclass
@@ -76,7 +86,8 @@ class Document:
     path: str
     url: str
     title: str
-    date: dt.datetime
+    date: dt.datetime | None
+    """None for a document without a date (Jekyll accepts collection documents without one)."""
     tags: list[str] = field(default_factory=list)
     categories: list[str] = field(default_factory=list)
     chapeau: str = ""
@@ -86,12 +97,29 @@ class Document:
     hash: str = ""
 
     @property
-    def year(self) -> int:
-        return self.date.year
+    def year(self) -> int | None:
+        return self.date.year if self.date is not None else None
+
+    @property
+    def date_iso(self) -> str:
+        """The date as written (its own offset), ``""`` when there is none."""
+        return self.date.isoformat() if self.date is not None else ""
+
+    @property
+    def timestamp(self) -> float | None:
+        return self.date.timestamp() if self.date is not None else None
+
+    @property
+    def utc_naive(self) -> dt.datetime | None:
+        """The date in UTC without a zone (Whoosh's date field); within range by
+        construction (see :func:`_date_field`)."""
+        if self.date is None:
+            return None
+        return self.date.astimezone(dt.UTC).replace(tzinfo=None)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
-        d["date"] = self.date.isoformat()
+        d["date"] = self.date_iso
         return d
 
 
@@ -200,7 +228,17 @@ def _timestamp_or_text(loader: yaml.SafeLoader, node: yaml.Node) -> object:
         return loader.construct_scalar(node)
 
 
+def _int_or_text(loader: yaml.SafeLoader, node: yaml.Node) -> object:
+    """An integer beyond Python's conversion limit (4,300 digits) stays text, like an
+    impossible date, instead of failing the whole front matter."""
+    try:
+        return yaml.constructor.SafeConstructor.construct_yaml_int(loader, node)
+    except ValueError:
+        return loader.construct_scalar(node)
+
+
 _Loader.add_constructor("tag:yaml.org,2002:timestamp", _timestamp_or_text)
+_Loader.add_constructor("tag:yaml.org,2002:int", _int_or_text)
 
 
 class _Handler(frontmatter.YAMLHandler):
@@ -210,6 +248,32 @@ class _Handler(frontmatter.YAMLHandler):
 
 _HANDLER = _Handler()
 
+# Every front-matter value this module uses goes through the functions below: one place says
+# what a field may hold, and a value outside that is refused with the field's name, before
+# anything downstream (dates in UTC, the index's columns, JSON, UTF-8) can trip over it.
+
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+MAX_PATH_CHARS = 1_000
+"""An attachment path or permalink longer than this is not a path."""
+
+
+def _scalar_text(value: Any, name: str, path: str, what: str = "text") -> str:  # noqa: ANN401
+    """Text, or a number written as text; anything else is refused with the field's name.
+
+    YAML escapes (``"\\ud800"``, ``"\\0"``) can put in a string what no UTF-8 file holds: an
+    unpaired surrogate is refused (it cannot be written to the index), control characters
+    are dropped."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str):
+        raise DocumentError(path, f"field '{name}': expected {what}, got {type(value).__name__}")
+    found = _SURROGATE.search(value)
+    if found:
+        raise DocumentError(
+            path, f"field '{name}': invalid character U+{ord(found.group()):04X} (not Unicode text)"
+        )
+    return _CONTROL.sub("", value)
 
 
 def _text_field(meta: dict[str, Any], name: str, path: str, required: bool = False) -> str:
@@ -218,10 +282,7 @@ def _text_field(meta: dict[str, Any], name: str, path: str, required: bool = Fal
         if required:
             raise DocumentError(path, f"field '{name}' is missing")
         return ""
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        value = str(value)
-    if not isinstance(value, str):
-        raise DocumentError(path, f"field '{name}': expected text, got {type(value).__name__}")
+    value = _scalar_text(value, name, path)
     if required and not value.strip():
         raise DocumentError(path, f"field '{name}' is empty")
     return value
@@ -233,7 +294,7 @@ def _list_field(meta: dict[str, Any], name: str, path: str) -> list[str]:
     if value is None:
         return []
     if isinstance(value, str):
-        items: list[Any] = value.split(",")
+        items: list[Any] = _scalar_text(value, name, path).split(",")
     elif isinstance(value, list):
         items = value
     else:
@@ -242,27 +303,32 @@ def _list_field(meta: dict[str, Any], name: str, path: str) -> list[str]:
         )
     out = []
     for item in items:
-        if isinstance(item, (int, float)) and not isinstance(item, bool):
-            item = str(item)
-        if not isinstance(item, str):
+        if item is None:
+            continue
+        if not isinstance(item, (str, int, float)) or isinstance(item, bool):
             raise DocumentError(
                 path, f"field '{name}': items must be text, got {type(item).__name__}"
             )
-        item = re.sub(r"\s+", " ", html.unescape(item)).strip()
+        item = re.sub(r"\s+", " ", html.unescape(_scalar_text(item, name, path))).strip()
         if item and item not in out:
             out.append(item)
     return out
 
 
-def _date_field(meta: dict[str, Any], path: str) -> dt.datetime:
+def _date_field(meta: dict[str, Any], path: str) -> dt.datetime | None:
+    """The document's date, or None when it has none (absent, empty or null).
+
+    A date is kept with its own offset, and must exist in UTC too (the index orders and
+    filters in UTC): ``9999-12-31T23:59:59-12:00`` is in year 10000 there, and refused."""
     value = meta.get("date")
-    if value is None:
-        raise DocumentError(path, "field 'date' is missing")
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
     if isinstance(value, dt.datetime):
         parsed = value
     elif isinstance(value, dt.date):
         parsed = dt.datetime(value.year, value.month, value.day)
     elif isinstance(value, str):
+        value = _scalar_text(value, "date", path, "a date")
         try:
             parsed = dt.datetime.fromisoformat(value.strip().replace(" +", "+").replace(" -", "-"))
         except ValueError:
@@ -271,31 +337,99 @@ def _date_field(meta: dict[str, Any], path: str) -> dt.datetime:
         raise DocumentError(path, f"field 'date': expected a date, got {type(value).__name__}")
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=dt.UTC)
+    try:
+        parsed.astimezone(dt.UTC)
+        parsed.timestamp()
+    except (OverflowError, ValueError, OSError):
+        raise DocumentError(
+            path, f"field 'date': {parsed.isoformat()} is out of range "
+            "(in UTC it falls outside the years 1 to 9999)"
+        ) from None
     return parsed
 
 
+ATTACHMENT_TYPES = {
+    ".pdf": "PDF", ".docx": "DOCX", ".odt": "ODT", ".ods": "ODS", ".xlsx": "XLSX",
+    ".pptx": "PPTX", ".txt": "TXT", ".md": "TXT",
+}
+
+
+def attachment_type(ref: str) -> str:
+    """``/uploads/Dossier.PDF`` → ``PDF``: the format shown beside an attachment."""
+    suffix = Path(ref.split("?")[0].split("#")[0]).suffix.lower()
+    return ATTACHMENT_TYPES.get(suffix, suffix.lstrip(".").upper()[:10])
+
+
+def site_url(ref: str) -> str:
+    """The public URL of a site path (``/uploads/x.pdf``), under ``COMMUNIQUES_SITE_URL``."""
+    if re.match(r"^https?://", ref):
+        return ref
+    base = os.environ.get("COMMUNIQUES_SITE_URL", "").rstrip("/")
+    return base + "/" + quote(ref.lstrip("/"), safe="/%:@&=+$,;~!*'()")
+
+
+def _attachment(ref: Any, name: Any, path: str) -> Attachment | None:  # noqa: ANN401
+    """One attachment reference; a path that cannot be one is recorded with its reason
+    (the communiqué itself is not refused for it)."""
+    if not isinstance(ref, str) or not ref.strip():
+        return None
+    ref = ref.strip()
+    label = name if isinstance(name, str) else str(name) if isinstance(name, (int, float)) else ""
+    label = _CONTROL.sub("", _SURROGATE.sub("\ufffd", label)).strip()[:500]
+    if len(ref) > MAX_PATH_CHARS or _SURROGATE.search(ref) or _CONTROL.search(ref):
+        shown = _CONTROL.sub("?", _SURROGATE.sub("?", ref))[:100]
+        return Attachment(path=shown, name=label, error="invalid path (control characters or "
+                          f"over {MAX_PATH_CHARS:,} characters)", type=attachment_type(shown))
+    return Attachment(path=ref, name=label, url=site_url(ref), type=attachment_type(ref))
+
+
 def _attachments(meta: dict[str, Any], path: str) -> list[Attachment]:
-    found: list[Attachment] = []
-    single = meta.get("communique_file")
-    if isinstance(single, str) and single.strip():
-        found.append(Attachment(path=single.strip(), name="Communiqué de presse"))
+    found: list[Attachment | None] = [
+        _attachment(meta.get("communique_file"), "Communiqué de presse", path)
+    ]
     files = meta.get("files")
     if isinstance(files, list):
         for item in files:
-            if isinstance(item, str) and item.strip():
-                found.append(Attachment(path=item.strip()))
-            elif isinstance(item, dict) and isinstance(item.get("file"), str):
-                name = item.get("nom") or item.get("name") or ""
-                found.append(Attachment(path=item["file"].strip(), name=str(name)))
+            if isinstance(item, str):
+                found.append(_attachment(item, "", path))
+            elif isinstance(item, dict):
+                found.append(_attachment(item.get("file"), item.get("nom") or item.get("name")
+                                         or "", path))
     seen: set[str] = set()
-    return [a for a in found if not (a.path in seen or seen.add(a.path))]
+    return [a for a in found if a is not None and not (a.path in seen or seen.add(a.path))]
 
 
-def _published(meta: dict[str, Any]) -> bool:
+_FALSE = ("false", "no", "non", "0", "off", "n")
+_TRUE = ("true", "yes", "oui", "1", "on", "y")
+
+
+def _published(meta: dict[str, Any], path: str) -> bool:
     value = meta.get("published", True)
-    if isinstance(value, str):
-        return value.strip().lower() not in ("false", "no", "non", "0")
-    return bool(value)
+    if value is None or isinstance(value, bool):
+        return value is not False
+    if isinstance(value, str) and value.strip().lower() in _FALSE + _TRUE + ("",):
+        return value.strip().lower() not in _FALSE
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    shown = repr(value)[:50] if isinstance(value, (str, int, float)) else type(value).__name__
+    raise DocumentError(path, f"field 'published': expected true or false, got {shown}")
+
+
+def _permalink(meta: dict[str, Any], path: str) -> str | None:
+    """A document's own ``permalink:`` (Jekyll's), when it is a plain path: the public URL.
+
+    Patterns with placeholders (``/:categories/:title/``) are left to the collection's."""
+    value = meta.get("permalink")
+    if value is None:
+        return None
+    value = _scalar_text(value, "permalink", path).strip()
+    if not value.startswith("/") and not re.match(r"^https?://", value):
+        return None
+    if ":" in value.split("//", 1)[-1]:
+        return None
+    if len(value) > MAX_PATH_CHARS or re.search(r"\s", value):
+        raise DocumentError(path, "field 'permalink': not a URL path (spaces, or too long)")
+    return site_url(value) if value.startswith("/") else value
 
 
 # --- entry points -----------------------------------------------------------------------------
@@ -346,9 +480,13 @@ def content_hash(source: str) -> str:
 
 
 def parse_text(
-    source: str, doc_id: str, collection: str, path: str = "", url: str | None = None
+    source: str, doc_id: str, collection: str, path: str = "", url: str | None = None,
+    only_text: bool = False,
 ) -> Document:
-    """Parse the text of one markdown file. ``path`` only serves error messages and display."""
+    """Parse the text of one markdown file. ``path`` only serves error messages and display.
+
+    With ``only_text`` (tag suggestion), only what a suggestion reads is looked at: a title or
+    a text is enough, and the other fields are neither required nor checked."""
     where = path or doc_id
     if not source.lstrip().startswith("---"):
         raise DocumentError(where, "no YAML front matter (the file must start with ---)")
@@ -377,8 +515,8 @@ def parse_text(
     meta = post.metadata
     if not isinstance(meta, dict):
         raise DocumentError(where, "front matter is not a mapping of fields")
-    title = _inline_text(_text_field(meta, "title", where, required=True))
-    if not title:
+    title = _inline_text(_text_field(meta, "title", where, required=not only_text))
+    if not title and not only_text:
         raise DocumentError(where, "field 'title' is empty")
     chapeau_src = _text_field(meta, "chapeau-text", where) or _text_field(meta, "chapeau", where)
     chapeau, body = markdown_to_text(chapeau_src), markdown_to_text(post.content)
@@ -387,11 +525,17 @@ def parse_text(
         raise DocumentError(
             where, f"too many words to analyse ({words:,}, limit {MAX_WORDS:,})"
         )
+    if only_text:
+        if not (title or chapeau or body):
+            raise DocumentError(where, "no title and no text: nothing to read")
+        return Document(id=doc_id, collection=collection, path=path, url="", title=title,
+                        date=None, chapeau=chapeau, body=body, hash=content_hash(source))
+    own_url = _permalink(meta, where)
     return Document(
         id=doc_id,
         collection=collection,
         path=path,
-        url=url if url is not None else permalink(collection, doc_id),
+        url=url if url is not None else own_url or permalink(collection, doc_id),
         title=title,
         date=_date_field(meta, where),
         tags=_list_field(meta, "tags", where),
@@ -399,12 +543,12 @@ def parse_text(
         chapeau=chapeau,
         body=body,
         attachments=_attachments(meta, where),
-        published=_published(meta),
+        published=_published(meta, where),
         hash=content_hash(source),
     )
 
 
-def parse_file(path: Path) -> Document:
+def parse_file(path: Path, only_text: bool = False) -> Document:
     """Parse one file: id = the file's stem, collection = its folder's name."""
     source = read_source(path)
-    return parse_text(source, path.stem, path.parent.name, str(path))
+    return parse_text(source, path.stem, path.parent.name, str(path), only_text=only_text)

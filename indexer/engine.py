@@ -276,8 +276,9 @@ class Engine:
             meta = json.loads(column[docnum])
             self.live[docnum] = True
             self.ids[docnum] = meta["id"]
-            self.timestamp[docnum] = meta["ts"]
-            self.year[docnum] = meta["year"]
+            # A document without a date: NaN (no date filter matches it), year 0.
+            self.timestamp[docnum] = meta["ts"] if meta["ts"] is not None else np.nan
+            self.year[docnum] = meta["year"] or 0
             self.published[docnum] = meta["pub"]
             self.titles[docnum] = meta["title"]
             for fname, length in zip(TEXT_FIELDS, meta["lens"], strict=True):
@@ -570,8 +571,8 @@ class Engine:
             if code is None:
                 return np.zeros(self.n, dtype=bool)
             mask &= self.collection == code
-        if year:
-            mask &= self.year == year
+        if year is not None:
+            mask &= self.year == year  # 0: the documents without a date
         if published is not None:
             mask &= self.published == published
         if ts_from is not None:
@@ -587,14 +588,16 @@ class Engine:
         if len(positions) == 0:
             return positions
         ts = self.timestamp[docnums]
+        undated = np.isnan(ts)
         if sort == "-date":
-            keys: tuple[np.ndarray, ...] = (-scores, -ts)
+            # Documents without a date come after the dated ones, in both directions.
+            keys: tuple[np.ndarray, ...] = (-scores, np.where(undated, np.inf, -ts))
         elif sort == "date":
-            keys = (-scores, ts)
+            keys = (-scores, np.where(undated, np.inf, ts))
         else:
             top = float(scores.max()) or 1.0
             # Scores within 0.1 % of the best one's scale count as a tie: the newest wins.
-            keys = (-ts, -np.round(scores / top, 3))
+            keys = (np.where(undated, np.inf, -ts), -np.round(scores / top, 3))
         if limit is not None and len(positions) > 4 * limit:
             primary = keys[-1]
             cut = np.argpartition(primary, limit - 1)[:limit]

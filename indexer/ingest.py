@@ -12,7 +12,7 @@ API win over files of other folders (:func:`source_conflict`); the API's writes
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
+import itertools
 import logging
 import os
 import sys
@@ -145,10 +145,6 @@ def collection_of(path: Path) -> str:
     return path.parent.name.lstrip("_") or "communiques"
 
 
-def _utc_naive(value: dt.datetime) -> dt.datetime:
-    return value.astimezone(dt.UTC).replace(tzinfo=None)
-
-
 def _texts(doc: Document) -> list[str]:
     attachment = "\n\n".join(a.text for a in doc.attachments if a.text)[:MAX_FIELD_CHARS]
     return [doc.title, doc.chapeau, doc.body, attachment]
@@ -161,6 +157,12 @@ def analyse_stream(
 
     ``items`` pairs each document with a caller's value, handed back with the analysis.
     """
+    # Nothing to analyse (an unchanged corpus): spaCy is not even loaded (seconds saved).
+    stream = iter(items)
+    first = next(stream, None)
+    if first is None:
+        return
+    items = itertools.chain([first], stream)
     # Workers get a number, not the document: contexts travel to spaCy's processes and back
     # pickled, and a document (its body) would make that trip for nothing.
     pending: dict[int, tuple[Document, T]] = {}
@@ -214,17 +216,19 @@ def write_document(
         _stored_body=str(body),
         attachment=attachment,
         _stored_attachment=str(attachment),
-        attachments=[{"path": a.path, "name": a.name, "error": a.error} for a in doc.attachments],
-        date=_utc_naive(doc.date),
-        date_iso=doc.date.isoformat(),
-        year=str(doc.date.year),
+        attachments=[a.record() for a in doc.attachments],
+        # A document without a date has no date or year field (Whoosh skips None): date
+        # queries and filters never match it.
+        date=doc.utc_naive,
+        date_iso=doc.date_iso,
+        year=str(doc.year) if doc.year is not None else None,
         published=doc.published,
         hash=doc.hash,
         origin=origin,
         meta=encode_meta(
             id=doc.id,
-            ts=doc.date.timestamp(),
-            year=doc.date.year,
+            ts=doc.timestamp,
+            year=doc.year,
             coll=doc.collection,
             tags=vocabulary.keys(doc.tags),
             raw_tags=list(doc.tags),

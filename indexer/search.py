@@ -394,6 +394,8 @@ class SearchIndex:
             "collection": f.get("collection", ""),
             "published": bool(f.get("published", True)),
             "attachments": list(f.get("attachments", [])),
+            "attachment_urls": [a.get("url") or a.get("path", "")
+                                for a in f.get("attachments", [])],
         }
         if score is not None:
             out["score"] = round(float(score), 4)
@@ -424,7 +426,7 @@ class SearchIndex:
         return {
             "tag": [FacetValue(k, voc.label(k), c) for k, c in raw["tag"]],
             "collection": [FacetValue(k, k, c) for k, c in raw["collection"]],
-            "year": [FacetValue(k, k, c) for k, c in raw["year"]],
+            "year": [FacetValue(k, year_label(k), c) for k, c in raw["year"]],
         }
 
     # --- did you mean ------------------------------------------------------------------------
@@ -565,9 +567,11 @@ class SearchIndex:
             if not len(docs):
                 continue
             ts = engine.timestamp[docs]
+            ts = ts[~np.isnan(ts)]  # documents without a date
             tags.append({
                 "tag": voc.label(key), "key": key, "count": len(docs),
-                "first": _day(float(ts.min())), "last": _day(float(ts.max())),
+                "first": _day(float(ts.min())) if len(ts) else "",
+                "last": _day(float(ts.max())) if len(ts) else "",
                 "variants": sorted(voc.variants.get(key, {})),
             })
         tags.sort(key=lambda t: (-t["count"], t["tag"]))
@@ -578,7 +582,8 @@ class SearchIndex:
         n = len(live)
         return {
             "documents": n,
-            "per_year": {str(y): int(c) for y, c in enumerate(years) if c},
+            "per_year": {year_label(str(y)): int(years[y])  # "sans date" last
+                         for y in [*range(1, len(years)), 0] if len(years) and years[y]},
             "per_collection": dict(sorted(
                 ((engine.collection_names[i], int(c)) for i, c in enumerate(colls) if c),
                 key=lambda x: -x[1])),
@@ -586,6 +591,15 @@ class SearchIndex:
             "untagged": untagged,
             "untagged_share": round(untagged / n, 4) if n else 0.0,
         }
+
+
+UNDATED = "sans date"
+"""The year facet's label (its value is ``0``, the ``year`` filter for documents without a
+date) and the statistics' key for documents without a date."""
+
+
+def year_label(value: str) -> str:
+    return UNDATED if value == "0" else value
 
 
 def _day(ts: float) -> str:

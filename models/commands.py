@@ -191,11 +191,14 @@ def _read_input(name: str) -> Any:  # noqa: ANN401 - a Draft
     from models.suggester import Draft
 
     if name != "-":
-        return Draft.from_document(parse_file(Path(name)))
+        # A suggestion reads a title or a text: no date or other field is required.
+        return Draft.from_document(parse_file(Path(name), only_text=True))
     raw = sys.stdin.buffer.read()
     source = decode_source(raw, "<stdin>")
     if source.lstrip().startswith("---"):
-        return Draft.from_document(parse_text(source, "stdin", "stdin", "<stdin>"))
+        return Draft.from_document(
+            parse_text(source, "stdin", "stdin", "<stdin>", only_text=True)
+        )
     first, _, rest = source.strip().partition("\n")
     if not first.strip():
         raise DocumentError("<stdin>", "empty input")

@@ -35,11 +35,14 @@ def _date(value: str) -> dt.date:
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
-    from indexer.attachments import AttachmentReader
+    from indexer.attachments import CACHE_FILE, AttachmentReader
     from indexer.ingest import IngestError, ingest
 
     ix = open_index(_index_dir(args), create=True, rebuild=True)
-    prepare = AttachmentReader(args.attachments_root) if args.attachments_root else None
+    prepare = None
+    if args.attachments_root:
+        cache = args.attachments_cache or _index_dir(args) / CACHE_FILE
+        prepare = AttachmentReader(args.attachments_root, cache=cache)
     try:
         report = ingest(
             ix, args.paths, prune=args.prune, n_process=args.jobs,
@@ -49,15 +52,22 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     except IngestError as exc:
         print(f"communiques ingest: {exc}", file=sys.stderr)
         return 2
+    finally:
+        if prepare is not None:
+            prepare.close()
     for path, reason in report.rejected:
         print(f"rejected: {path}: {reason}", file=sys.stderr)
+    out = report.to_dict()
     if prepare is not None:
         for path, reason in prepare.problems:
             print(f"attachment: {path}: {reason}", file=sys.stderr)
+        out["attachments"] = prepare.summary()
     if args.json:
-        print(json.dumps(report.to_dict(), ensure_ascii=False))
+        print(json.dumps(out, ensure_ascii=False))
     else:
-        print(report.summary())
+        print(report.summary() + (
+            ", attachments: {extracted} extracted, {from_cache} from the cache".format(
+                **out["attachments"]) if prepare is not None else ""))
     return 1 if report.rejected else 0
 
 
@@ -93,7 +103,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     if result.suggestion:
         print(f"Essayez avec : {result.suggestion}")
     for i, h in enumerate(result.hits, 1):
-        print(f"{i:>3}. [{h.date[:10]}] {h.title}  ({h.id}, {h.score:.2f})")
+        print(f"{i:>3}. [{h.date[:10] or 'sans date'}] {h.title}  ({h.id}, {h.score:.2f})")
     return 0
 
 
@@ -179,7 +189,11 @@ def build_parser() -> argparse.ArgumentParser:
     _index_arg(p)
     p.add_argument("--prune", action="store_true", help="remove documents whose file is gone")
     p.add_argument("--attachments-root", type=Path, default=None, metavar="DIR",
-                   help="folder where /uploads/... attachment paths are found (PDF text)")
+                   help="folder where /uploads/... attachment paths are found (text of PDF, "
+                        "DOCX, ODT, ODS, XLSX and PPTX files)")
+    p.add_argument("--attachments-cache", type=Path, default=None, metavar="FILE",
+                   help="cache of extracted attachment text (default: INDEX/"
+                        "attachment-cache/texts.sqlite); share it between builds")
     p.add_argument("--jobs", type=int, default=1, help="spaCy processes (default 1)")
     p.add_argument("--optimize", action="store_true",
                    help="merge the index into one segment at the end (for a full build that is "

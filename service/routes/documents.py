@@ -26,6 +26,9 @@ class AttachmentOut(BaseModel):
     path: str
     name: str = ""
     error: str = ""
+    url: str = ""
+    type: str = ""
+    size: int | None = None
 
 
 class DocumentOut(BaseModel):

@@ -20,7 +20,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import parse_qs, quote, urlencode
+from urllib.parse import parse_qs, quote, unquote, urlencode
 from xml.sax.saxutils import escape as xml_escape
 
 import jinja2
@@ -29,7 +29,7 @@ from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Resp
 from fastapi.templating import Jinja2Templates
 
 from indexer.query import MAX_QUERY_LENGTH, QueryError
-from indexer.search import MAX_WINDOW, SearchError, SearchRequest, SearchResult
+from indexer.search import MAX_WINDOW, SearchError, SearchRequest, SearchResult, year_label
 from models.vocabulary import tag_key as plain_tag_key
 from service.auth import (
     ANONYMOUS,
@@ -84,12 +84,29 @@ def tag_key(ctx: AppContext, raw: str) -> str:
 
 
 def french_date(value: str) -> str:
-    """``2023-11-07T10:00:00+01:00`` → ``7 novembre 2023`` (``1er`` for the first)."""
+    """``2023-11-07T10:00:00+01:00`` → ``7 novembre 2023`` (``1er`` for the first); a
+    document without a date shows « sans date »."""
+    if not value:
+        return "sans date"
     try:
         day = dt.date.fromisoformat(value[:10])
     except (TypeError, ValueError):
         return value or ""
     return f"{'1er' if day.day == 1 else day.day} {MONTHS[day.month - 1]} {day.year}"
+
+
+def file_size(size: int) -> str:
+    """``123456`` → ``121 Ko``, ``2500000`` → ``2,4 Mo`` (as French sites write sizes)."""
+    if size < 1024:
+        return f"{size} o"
+    if size < 1024 * 1024:
+        return f"{round(size / 1024)} Ko"
+    return f"{size / 1024 / 1024:.1f} Mo".replace(".", ",")
+
+
+def file_name(path: str) -> str:
+    """``/uploads/Dossier%20presse.pdf`` → ``Dossier presse.pdf``."""
+    return unquote(path.rstrip("/").rsplit("/", 1)[-1]) or path
 
 
 def collection_label(value: str) -> str:
@@ -127,6 +144,8 @@ env = jinja2.Environment(
 )
 env.filters["french_date"] = french_date
 env.filters["collection_label"] = collection_label
+env.filters["file_size"] = file_size
+env.filters["file_name"] = file_name
 env.globals["static_url"] = static_url
 env.globals["SORT_LABELS"] = SORT_LABELS
 templates = Jinja2Templates(env=env)
@@ -197,7 +216,7 @@ class PageQuery:
         pq.category = qp.get("category", "").strip()[:200]
         year = qp.get("year", "").strip()
         if year:
-            if year.isdigit() and 1900 <= int(year) <= 2200:
+            if year == "0" or (year.isdigit() and 1 <= int(year) <= 9999):
                 pq.year = year
             else:
                 pq.errors.append(f"Année ignorée : « {year[:20]} » n’est pas une année valide.")
@@ -314,7 +333,8 @@ def results_context(base: str, pq: PageQuery, result: SearchResult | None, size:
         active_filters.append({"kind": "Collection", "label": collection_label(pq.collection),
                                "href": pq.url(base, collection="")})
     if pq.year:
-        active_filters.append({"kind": "Année", "label": pq.year, "href": pq.url(base, year="")})
+        active_filters.append({"kind": "Année", "label": year_label(pq.year),
+                               "href": pq.url(base, year="")})
     if pq.category:
         active_filters.append({"kind": "Catégorie", "label": pq.category,
                                "href": pq.url(base, category="")})

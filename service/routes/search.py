@@ -77,7 +77,7 @@ def search_request(
     category: Annotated[str | None, Query(max_length=200)] = None,
     date_from: dt.date | None = None,
     date_to: dt.date | None = None,
-    year: Annotated[int | None, Query(ge=1900, le=2200)] = None,
+    year: Annotated[int | None, Query(ge=0, le=9999, description="0: sans date")] = None,
     published: bool | None = None,
 ) -> SearchRequest:
     """Query parameters shared by the search and the export."""
@@ -120,7 +120,7 @@ def autocomplete(
 
 
 EXPORT_FIELDS = ["id", "title", "date", "collection", "tags", "categories", "url", "path",
-                 "published", "attachments", "score"]
+                 "published", "attachments", "attachment_urls", "score"]
 
 
 def _csv_value(value: object) -> str:

@@ -6,6 +6,9 @@
 
   /* "2024-03-08T…" → "8 mars 2024" (1 → "1er"), as the server-rendered pages write dates. */
   function frenchDate(value) {
+    if (!value) {
+      return "sans date";
+    }
     var m = /^(\d{4})-(\d{2})-(\d{2})/.exec(value || "");
     if (!m) {
       return value || "";

@@ -290,7 +290,7 @@
       out.push({ kind: "Collection", label: collectionLabel(state.collection), href: urlFor(state, { collection: "" }) });
     }
     if (state.year) {
-      out.push({ kind: "Année", label: state.year, href: urlFor(state, { year: "" }) });
+      out.push({ kind: "Année", label: state.year === "0" ? "sans date" : state.year, href: urlFor(state, { year: "" }) });
     }
     if (state.category) {
       out.push({ kind: "Catégorie", label: state.category, href: urlFor(state, { category: "" }) });
