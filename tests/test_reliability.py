@@ -76,11 +76,13 @@ def test_kill_9_at_chosen_points_of_an_ingest(tmp_path: Path) -> None:
     code, _, err = crash.rerun(index, corpus)
     assert code == 0, err
     batch = 6
-    plan = [("workers started", lambda: _workers_started), ("first commit", lambda: _commits(index, 1)),
+    # each event made just before its round: commits are counted from there
+    plan = [("workers started", lambda: _workers_started),
+            ("first commit", lambda: _commits(index, 1)),
             ("third commit", lambda: _commits(index, 3))]
-    for k, (when, until) in enumerate(plan, 1):
+    for k, (when, event) in enumerate(plan, 1):
         rnd = crash.crash_round(index, corpus, base, k, 0.0, jobs=2, batch_size=batch,
-                                until=until())
+                                until=event())
         assert rnd.killed, f"kill {k} ({when}): the ingest ended first"
         assert rnd.ok, f"kill {k} ({when}): {rnd.problems}"
         assert rnd.survivors == 0
@@ -262,6 +264,7 @@ def test_in_process_second_ingest_is_refused(tmp_path: Path) -> None:
 # --- load while ingesting ------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_load_while_ingesting(tmp_path: Path, sample_index: Path) -> None:
     """Requests from another process while three lots are ingested, two of them at once: 0
     errors, consistent answers, every lot's documents visible through the service after its
