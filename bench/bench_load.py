@@ -99,10 +99,10 @@ def main() -> None:
     import httpx
 
     from bench.bench_search import workload
+    from bench.net import free_port
     from bench.synth import build_light_index, generate
     from indexer.document import parse_file
     from indexer.ingest import find_files
-    from tests.conftest import free_port
 
     with tempfile.TemporaryDirectory() as tmp:
         corpus = Path(tmp) / "corpus"

@@ -137,7 +137,7 @@ def time_ours(si: SearchIndex, reqs: list[dict]) -> list[float]:
 def http_run(index: Path, reqs: list[dict]) -> dict[str, float]:
     import httpx
 
-    from tests.conftest import free_port
+    from bench.net import free_port
 
     port = free_port()
     t0 = time.perf_counter()

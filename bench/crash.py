@@ -31,6 +31,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -250,9 +251,11 @@ def timed_full_ingest(index: Path, corpus: Path, jobs: int, batch_size: int) -> 
 
 
 def crash_round(index: Path, corpus: Path, base: list[Path], version: int, kill_at: float,
-                jobs: int, batch_size: int, new_docs: int = 5, after_commit: bool = False) -> Round:
+                jobs: int, batch_size: int, new_docs: int = 5, after_commit: bool = False,
+                until: Callable[[subprocess.Popen, ChildWatcher], object] | None = None) -> Round:
     """One kill: new versions, an ingest killed after ``kill_at`` s (counted from its first
-    commit with ``after_commit``), the checks, a re-run."""
+    commit with ``after_commit``, or from the moment ``until(proc, watcher)`` returns: an
+    event such as "its workers started" or "its second commit"), the checks, a re-run."""
     from indexer.locking import INGEST_LOCK, WRITE_LOCK, lock_status
 
     old, problems = index_state(index)
@@ -267,6 +270,8 @@ def crash_round(index: Path, corpus: Path, base: list[Path], version: int, kill_
     watcher.start()
     if after_commit:
         wait_for_commit(index, generation(index), proc, 900)
+    if until is not None:
+        until(proc, watcher)
     time.sleep(kill_at)
     finished = proc.poll() is not None
     rnd.killed = not finished

@@ -13,6 +13,9 @@ import argparse
 import datetime as dt
 import random
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import lru_cache
 from pathlib import Path
 
 import yaml
@@ -82,44 +85,64 @@ def generate(out: Path, n: int, seed: int = 1, body_chars: int = 2500) -> list[P
     return paths
 
 
+@lru_cache(maxsize=1)
+def _light_pipeline():  # noqa: ANN202 - spacy.Language, imported lazily
+    """spaCy's French tokenizer followed by the project's words component (built once)."""
+    import spacy
+    from spacy.language import Language
+
+    from indexer import analysis
+
+    nlp = spacy.blank("fr")
+    if not Language.has_factory(analysis.WORDS_COMPONENT):
+        Language.component(analysis.WORDS_COMPONENT, func=analysis._attach_words)
+    nlp.add_pipe(analysis.WORDS_COMPONENT, last=True)
+    return nlp
+
+
+@contextmanager
+def light_analysis() -> Iterator[None]:
+    """Within this block, the French analysis runs without spaCy's trained components: the
+    French tokenizer and the project's own words component (folded forms, stems, offsets),
+    but no tagger or lemmatiser, so no lemma terms.
+
+    Everything else is the real path: ``ingest()`` reads the files, hashes, parses, streams
+    the texts through ``nlp.pipe`` and the words component, writes, commits in batches and
+    consolidates segments. For scale tests and benchmarks of what lies downstream of the
+    analysis (search, export, facets, memory), where lemmatising 10,000 documents would cost
+    minutes and measure nothing more. The pipeline in place before is restored on exit.
+    """
+    from indexer import analysis
+
+    pipeline = analysis._pipeline
+    previous = pipeline._nlp
+    pipeline._nlp = _light_pipeline()
+    try:
+        yield
+    finally:
+        pipeline._nlp = previous
+
+
 def build_light_index(source: Path, index_dir: Path, commit_every: int | None = None,
                       optimize: bool = False) -> int:
-    """Index a synthetic corpus with the light analysis (no spaCy lemmas), in one commit or,
-    with ``commit_every``, in batches as ``communiques ingest`` commits them, segments then
-    consolidated as ingest does; ``optimize`` merges them into one, as ``ingest --optimize``.
+    """Index a synthetic corpus through ``ingest()`` under :func:`light_analysis`: in one
+    commit or, with ``commit_every``, in batches of that many documents as ``communiques
+    ingest`` commits them; ``optimize`` merges the segments into one, as ``ingest --optimize``.
 
-    For scale tests of everything downstream of analysis (export, facets, memory), where
-    running spaCy over 10,000 documents would cost minutes and test nothing more. Returns the
-    number of documents written.
+    Returns the number of documents written; a rejected file is an error (the generated
+    corpus is valid by construction).
     """
-    from indexer.analysis import light_words
-    from indexer.ingest import (
-        WRITER_OPTIONS,
-        _texts,
-        consolidate_segments,
-        optimize_index,
-        write_document,
-    )
+    from indexer.ingest import ingest
     from indexer.schema import open_index
-    from models.vocabulary import Vocabulary
 
     ix = open_index(index_dir, create=True)
-    writer = ix.writer(limitmb=256, **WRITER_OPTIONS)
-    vocabulary = Vocabulary()
-    n = 0
-    for path in find_files([source]):
-        doc = parse_file(path)
-        write_document(writer, doc, [list(light_words(t)) for t in _texts(doc)], vocabulary)
-        n += 1
-        if commit_every and n % commit_every == 0:
-            writer.commit()
-            writer = ix.writer(limitmb=256, **WRITER_OPTIONS)
-    writer.commit()
-    if optimize:
-        optimize_index(ix)
-    elif commit_every:
-        consolidate_segments(ix)
-    return n
+    with light_analysis():
+        report = ingest(ix, [source], batch_size=commit_every or 10**9, progress=False,
+                        optimize=optimize)
+    if report.rejected:
+        raise ValueError(f"{source}: {len(report.rejected)} file(s) rejected: "
+                         f"{report.rejected[:3]}")
+    return len(report.added) + len(report.updated)
 
 
 def main() -> None:

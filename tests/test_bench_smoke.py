@@ -27,8 +27,10 @@ def run_bench(*args: str, timeout: int = 300) -> str:
         (("bench.bench_load", "--n", "150", "--clients", "2", "--seconds", "2", "--workers", "1"),
          "requests/s"),
         (("bench.bench_suggest", "-n", "3"), "model"),
+        (("bench.bench_hostile", "--n", "60", "--body-chars", "300", "--repeat", "1",
+          "--workers", "1"), "slowest:"),
     ],
-    ids=["search", "ingest", "load", "suggest"],
+    ids=["search", "ingest", "load", "suggest", "hostile"],
 )
 def test_benchmark_smoke(args: tuple[str, ...], expect: str) -> None:
     assert expect in run_bench(*args)

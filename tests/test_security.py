@@ -124,23 +124,47 @@ def _client(tmp_path: Path, sample_index: Path, **settings: object) -> TestClien
     return TestClient(create_app(s), raise_server_exceptions=False)
 
 
-def test_key_is_compared_in_constant_time(tmp_path: Path, sample_index: Path,
-                                          monkeypatch: pytest.MonkeyPatch) -> None:
-    import hmac
+@pytest.mark.parametrize(
+    ("given", "role"),
+    [
+        ("cle-ecriture-0123456789", "writer"),
+        ("cle-lecture-0123456789a", "reader"),
+        ("cle-ecriture-0123456788", None),  # same length, last character wrong
+        ("cle-ecriture-012345678", None),  # a prefix of the write key
+        ("cle-ecriture-0123456789-", None),  # the key and more
+        ("cle-lecture-", None),  # a prefix of the read key
+        ("CLE-ECRITURE-0123456789", None),
+        ("", None),
+    ],
+)
+def test_role_for_key(given: str, role: str | None) -> None:
+    from service.auth import ROLE_NAMES, role_for_key
 
-    import service.routes.documents as documents
+    settings = Settings(api_key="cle-ecriture-0123456789", read_key="cle-lecture-0123456789a")
+    found = role_for_key(settings, given)
+    assert (ROLE_NAMES[found] if found is not None else None) == role
 
-    calls: list[tuple[bytes, bytes]] = []
-    real = hmac.compare_digest
 
-    def spy(a: bytes, b: bytes) -> bool:
-        calls.append((a, b))
-        return real(a, b)
+def test_unset_keys_grant_nothing() -> None:
+    from service.auth import Role, role_for_key
 
-    monkeypatch.setattr(documents.hmac, "compare_digest", spy)
-    client = _client(tmp_path, sample_index, api_key="une-cle-secrete")
-    r = client.delete("/api/documents/absent", headers={"Authorization": "Bearer faux"})
-    assert r.status_code == 401 and calls
+    assert role_for_key(Settings(api_key="", read_key=""), "") is None
+    only_read = Settings(api_key="", read_key="lecture-seule-123")
+    assert role_for_key(only_read, "") is None
+    assert role_for_key(only_read, "lecture-seule-123") is Role.READER
+    same = Settings(api_key="une-seule-cle-123", read_key="une-seule-cle-123")
+    assert role_for_key(same, "une-seule-cle-123") is Role.WRITER
+
+
+def test_keys_over_http(tmp_path: Path, sample_index: Path) -> None:
+    client = _client(tmp_path, sample_index, api_key="une-cle-secrete", read_key="une-cle-lecture")
+    for wrong in ("faux", "une-cle-secret", "une-cle-secretf", "une-cle-secrete-"):
+        r = client.delete("/api/documents/absent", headers={"Authorization": f"Bearer {wrong}"})
+        assert r.status_code == 401, wrong
+    r = client.delete("/api/documents/absent", headers={"Authorization": "Bearer une-cle-lecture"})
+    assert r.status_code == 403 and "read" in r.json()["detail"]
+    r = client.delete("/api/documents/absent", headers={"Authorization": "Bearer une-cle-secrete"})
+    assert r.status_code == 404
     disabled = _client(tmp_path, sample_index, api_key="")
     assert disabled.delete("/api/documents/absent").status_code == 403
 
