@@ -32,7 +32,7 @@ from indexer.document import (
 )
 from indexer.engine import encode_meta
 from indexer.locking import LockBusy, ingest_lock, workers_die_with_parent, write_lock
-from models.vocabulary import Vocabulary
+from indexer.vocabulary import AliasFile, Vocabulary, index_aliases, record_index_aliases
 
 T = TypeVar("T")
 MARKDOWN_SUFFIXES = (".md", ".markdown")
@@ -75,12 +75,15 @@ class IngestReport:
     rejected: list[tuple[str, str]] = field(default_factory=list)
     segments: int | None = None
     """Segments of the index after the ingest (see :func:`consolidate_segments`)."""
+    rekeyed: int | None = None
+    """Documents whose tags were re-keyed because the alias file changed (None: it had not)."""
 
     def summary(self) -> str:
+        rekeyed = f", tags re-keyed {self.rekeyed}" if self.rekeyed is not None else ""
         return (
             f"added {len(self.added)}, updated {len(self.updated)}, "
             f"unchanged {len(self.unchanged)}, pruned {len(self.pruned)}, "
-            f"rejected {len(self.rejected)}"
+            f"rejected {len(self.rejected)}{rekeyed}"
         )
 
     def to_dict(self) -> dict[str, object]:
@@ -91,6 +94,7 @@ class IngestReport:
             "pruned": len(self.pruned),
             "rejected": [{"path": p, "reason": r} for p, r in self.rejected],
             **({"segments": self.segments} if self.segments is not None else {}),
+            **({"rekeyed": self.rekeyed} if self.rekeyed is not None else {}),
         }
 
 
@@ -256,8 +260,14 @@ def ingest(
     progress: bool | None = None,
     prepare: callable | None = None,  # type: ignore[valid-type]
     optimize: bool = False,
+    alias_file: AliasFile | None = None,
 ) -> IngestReport:
     """Ingest every markdown file under ``paths`` into ``ix`` and report what happened.
+
+    With ``alias_file``, documents are keyed with its aliases; when it differs (content hash)
+    from the file the index was keyed with, every indexed document's tags are re-keyed first,
+    without analysing any text again (see :func:`rekey_tags`), and the index records the new
+    file.
 
     ``prepare(doc)`` may enrich a parsed document before analysis (attachments' text) and
     return an extra string folded into its content hash. With ``optimize``, the index is
@@ -277,9 +287,18 @@ def ingest(
                 "try again when it has finished"
             ) from None
     try:
+        rekeyed = None
+        if alias_file is None and vocabulary is None and folder is not None:
+            from indexer.vocabulary import alias_file_for
+
+            alias_file = alias_file_for(folder)
+        if alias_file is not None:
+            vocabulary = Vocabulary(alias_file.aliases)
+            rekeyed = sync_aliases(ix, alias_file)
         with workers_die_with_parent():
             report = _ingest(ix, paths, vocabulary, prune, batch_size, n_process, progress,
                              prepare)
+        report.rekeyed = rekeyed
         report.segments = optimize_index(ix) if optimize else consolidate_segments(ix)
         return report
     finally:
@@ -297,7 +316,7 @@ def _ingest(
     progress: bool | None,
     prepare: callable | None,  # type: ignore[valid-type]
 ) -> IngestReport:
-    vocabulary = vocabulary or Vocabulary()
+    vocabulary = vocabulary or index_vocabulary(ix)
     report = IngestReport()
     state = indexed_state(ix)
     files = list(find_files([Path(p) for p in paths]))
@@ -431,6 +450,157 @@ def _merge(ix: Index, **commit_options: object) -> int:
     return _segment_count(ix)
 
 
+# --- re-keying tags when the alias file changes -------------------------------------------------
+
+
+def apply_alias_file(ix: Index, alias_file: AliasFile) -> int | None:
+    """:func:`sync_aliases` on its own (``serve --aliases``), as an ingest would: one at a time
+    per index."""
+    folder = getattr(ix.storage, "folder", None)
+    lock = ingest_lock(Path(folder)) if folder is not None else None
+    if lock is not None:
+        try:
+            lock.acquire(timeout=0.0)
+        except LockBusy as exc:
+            raise IngestError(
+                f"an ingest is running on this index ({exc.status.describe()}); "
+                "try again when it has finished"
+            ) from None
+    try:
+        return sync_aliases(ix, alias_file)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def index_vocabulary(ix: Index) -> Vocabulary:
+    """A vocabulary with the aliases the index's documents were keyed with."""
+    from indexer.vocabulary import aliases_of_index
+
+    return Vocabulary(aliases_of_index(getattr(ix.storage, "folder", None)))
+
+
+def sync_aliases(ix: Index, alias_file: AliasFile) -> int | None:
+    """Make the index keyed with ``alias_file``: re-key every document's tags when the index
+    was keyed with another file (or before files were recorded), then record this one.
+    Returns the number of documents re-keyed, or None when the file had not changed."""
+    folder = getattr(ix.storage, "folder", None)
+    record = index_aliases(folder)
+    if record is not None and record.get("sha256") == alias_file.sha256:
+        if record.get("path") != str(alias_file.path) and folder is not None:
+            record_index_aliases(folder, alias_file)  # same content, moved: note where
+        return None
+    count = rekey_tags(ix, Vocabulary(alias_file.aliases))
+    if folder is not None:
+        record_index_aliases(folder, alias_file)
+    if not count:
+        return None  # nothing indexed yet: nothing to re-key
+    # Recorded after the commit: a crash in between leaves the old record, and the next
+    # ingest re-keys again (re-keying is idempotent).
+    log.info("alias file %s changed: tags of %d documents re-keyed", alias_file.path, count)
+    return count
+
+
+class _RekeyedReader:
+    """A segment reader seen through a new vocabulary, for ``IndexWriter.add_reader``.
+
+    Whoosh copies a reader's stored fields, columns and postings into the writer's new
+    segment as they are; this view hands over the tag and category keys computed again from
+    each document's raw tags and categories (stored beside the keys), and everything else
+    unchanged: the analysed text's postings are copied, never produced again.
+    """
+
+    KEYED = {"tag": "tags", "category": "categories"}
+    """Keyed field → the stored field holding the raw values it is computed from."""
+
+    def __init__(self, reader: object, vocabulary: Vocabulary) -> None:
+        self._reader = reader
+        self._voc = vocabulary
+        self._keys: dict[int, dict[str, list[str]]] = {}
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._reader, name)
+
+    def _doc_keys(self, docnum: int, stored: dict | None = None) -> dict[str, list[str]]:
+        keys = self._keys.get(docnum)
+        if keys is None:
+            stored = stored if stored is not None else self._reader.stored_fields(docnum)
+            keys = {f: self._voc.keys(stored.get(raw) or []) for f, raw in self.KEYED.items()}
+            self._keys[docnum] = keys
+        return keys
+
+    def iter_docs(self) -> Iterator[tuple[int, dict]]:
+        for docnum, stored in self._reader.iter_docs():
+            keys = self._doc_keys(docnum, stored)
+            yield docnum, {**stored, **{f: ",".join(v) for f, v in keys.items()}}
+
+    def column_reader(self, fieldname: str, *args: object, **kwargs: object) -> object:
+        column = self._reader.column_reader(fieldname, *args, **kwargs)
+        if fieldname != "meta":
+            return column
+        return _RekeyedMeta(column, self)
+
+    def iter_postings(self) -> Iterator[tuple[str, bytes, int, float, bytes]]:
+        for item in self._reader.iter_postings():
+            if item[0] not in self.KEYED:
+                yield item
+        schema = self._reader.schema
+        for docnum in self._reader.all_doc_ids():
+            for fieldname, keys in self._doc_keys(docnum).items():
+                if keys:
+                    for btext, _, weight, value in schema[fieldname].index(",".join(keys)):
+                        yield fieldname, btext, docnum, weight, value
+
+
+class _RekeyedMeta:
+    """The ``meta`` column with the tag and category keys of the new vocabulary."""
+
+    def __init__(self, column: object, view: _RekeyedReader) -> None:
+        self._column = column
+        self._view = view
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._column, name)
+
+    def __getitem__(self, docnum: int) -> bytes:
+        import json
+
+        raw = self._column[docnum]
+        if not raw:
+            return raw
+        meta = json.loads(raw)
+        keys = self._view._doc_keys(docnum)
+        meta["tags"], meta["cats"] = keys["tag"], keys["category"]
+        return encode_meta(**meta)
+
+
+def rekey_tags(ix: Index, vocabulary: Vocabulary) -> int:
+    """Re-key every document's tags and categories with ``vocabulary``, in one atomic commit,
+    without analysing any text: each segment is copied through :class:`_RekeyedReader` into
+    one new segment that replaces them all. Returns the number of documents."""
+    from whoosh.writing import CLEAR
+
+    writer = open_writer(ix, timeout=BATCH_LOCK_WAIT)
+    try:
+        reader = writer.reader()
+        try:
+            count = reader.doc_count()
+            if count:
+                for leaf, _ in reader.leaf_readers():
+                    writer.add_reader(_RekeyedReader(leaf, vocabulary))
+        finally:
+            reader.close()
+        if not count:
+            writer.cancel()
+            return 0
+        writer.commit(mergetype=CLEAR)
+    except BaseException:
+        if not writer.is_closed:
+            writer.cancel()
+        raise
+    return count
+
+
 def upsert_text(
     ix: Index, source: str, doc_id: str, collection: str, path: str = "",
     vocabulary: Vocabulary | None = None, timeout: float = 10.0,
@@ -444,7 +614,7 @@ def upsert_text(
     is_new = doc_id not in _ids(ix, [doc_id])
     writer = open_writer(ix, timeout=timeout)
     try:
-        write_document(writer, doc, fields, vocabulary or Vocabulary())
+        write_document(writer, doc, fields, vocabulary or index_vocabulary(ix))
     except BaseException:
         writer.cancel()
         raise

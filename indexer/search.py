@@ -29,7 +29,7 @@ from indexer.engine import Engine, SegmentPostings
 from indexer.highlight import MatchSet, highlight, snippet
 from indexer.query import ParsedQuery, QueryError, parse_query, typo_distance
 from indexer.schema import open_index
-from models.vocabulary import Vocabulary
+from indexer.vocabulary import Vocabulary, aliases_of_index, index_aliases_stamp
 
 SORTS = ("relevance", "date", "-date")
 MAX_PAGE_SIZE = 100
@@ -157,6 +157,7 @@ class SearchIndex:
         generation (off for one-shot command-line searches)."""
         self._engine: Engine | None = None
         self._vocabulary: Vocabulary | None = None
+        self._aliases_stamp: tuple[int, int] | None = None
         self._checked = 0.0
 
     # --- state -------------------------------------------------------------------------------
@@ -180,11 +181,13 @@ class SearchIndex:
                 if target != self._target:
                     self.ix = open_index(Path(target))
                     self._target, swapped = target, True
-            if swapped or engine is None or not engine.up_to_date():
+            stamp = index_aliases_stamp(self._folder())
+            if (swapped or engine is None or not engine.up_to_date()
+                    or stamp != self._aliases_stamp):
                 # A new searcher, not ``refresh()``: refresh reuses segment readers and so
                 # keeps their old deletion sets (a deleted document would still be found).
                 engine = Engine(self.ix.searcher(), self._segments)
-                vocabulary = Vocabulary(self.aliases)
+                vocabulary = self._new_vocabulary(stamp)
                 for raw in engine.raw_tags.values():
                     vocabulary.add(raw)
                 # Built before requests see the new engine, so none of them waits for it.
@@ -195,6 +198,18 @@ class SearchIndex:
         finally:
             self._lock.release()
         return engine
+
+    def _folder(self) -> str | None:
+        return getattr(self.ix.storage, "folder", None)
+
+    def _new_vocabulary(self, stamp: tuple[int, int] | None) -> Vocabulary:
+        """The vocabulary tags are read with: the aliases given, else those the index's
+        documents were keyed with (recorded in the index folder, see
+        :mod:`indexer.vocabulary`), so that filters and labels agree with the stored keys."""
+        self._aliases_stamp = stamp
+        if self.aliases is not None:
+            return Vocabulary(self.aliases)
+        return Vocabulary(aliases_of_index(self._folder()))
 
     def _preload(self, engine: Engine) -> None:
         """Read the longest posting lists in the background (see :meth:`Engine.preload`)."""

@@ -34,17 +34,37 @@ def _date(value: str) -> dt.date:
         raise argparse.ArgumentTypeError(f"{value!r} is not an ISO date (YYYY-MM-DD)") from None
 
 
+def _aliases_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--aliases", type=Path, default=None, metavar="FILE",
+        help="tag alias file (default: the one the index was keyed with, else the packaged one)",
+    )
+
+
+def _alias_file(args: argparse.Namespace) -> object:
+    """The alias file for this command (see :func:`indexer.vocabulary.alias_file_for`)."""
+    from indexer.vocabulary import alias_file_for
+
+    return alias_file_for(_index_dir(args), getattr(args, "aliases", None))
+
+
 def cmd_ingest(args: argparse.Namespace) -> int:
     from indexer.attachments import AttachmentReader
     from indexer.ingest import IngestError, ingest
+    from indexer.vocabulary import VocabularyError
 
+    try:
+        alias_file = _alias_file(args)
+    except VocabularyError as exc:
+        print(f"communiques ingest: --aliases: {exc}", file=sys.stderr)
+        return 2
     ix = open_index(_index_dir(args), create=True, rebuild=True)
     prepare = AttachmentReader(args.attachments_root) if args.attachments_root else None
     try:
         report = ingest(
             ix, args.paths, prune=args.prune, n_process=args.jobs,
             progress=None if not args.quiet else False, prepare=prepare,
-            optimize=args.optimize,
+            optimize=args.optimize, alias_file=alias_file,
         )
     except IngestError as exc:
         print(f"communiques ingest: {exc}", file=sys.stderr)
@@ -126,9 +146,29 @@ def cmd_publish(args: argparse.Namespace) -> int:
     return 0
 
 
+def _serve_aliases(args: argparse.Namespace) -> int:
+    """``serve --aliases FILE``: key the index with FILE first (re-keying its documents' tags
+    when FILE changed, in seconds); 0, or 2 with the reason printed."""
+    from indexer.ingest import IngestError, apply_alias_file
+    from indexer.vocabulary import VocabularyError
+
+    try:
+        alias_file = _alias_file(args)
+        rekeyed = apply_alias_file(open_index(_index_dir(args), create=True), alias_file)
+    except (VocabularyError, IngestError) as exc:
+        print(f"communiques serve: --aliases: {exc}", file=sys.stderr)
+        return 2
+    if rekeyed is not None:
+        print(f"tags re-keyed with {alias_file.path.name}: {rekeyed} document(s)",  # type: ignore[attr-defined]
+              file=sys.stderr)
+    return 0
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    if args.aliases is not None and _serve_aliases(args):
+        return 2
     os.environ["COMMUNIQUES_INDEX"] = str(_index_dir(args))
     if args.model:
         os.environ["COMMUNIQUES_MODEL"] = str(args.model)
@@ -157,6 +197,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--optimize", action="store_true",
                    help="merge the index into one segment at the end (for a full build that is "
                         "then published: fastest to search, rewrites the whole index)")
+    _aliases_arg(p)
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_ingest)
@@ -192,6 +233,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--workers", type=int, default=1)
+    _aliases_arg(p)
     p.add_argument("--log-level", default="info")
     p.set_defaults(func=cmd_serve)
 
