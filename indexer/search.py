@@ -26,6 +26,7 @@ from whoosh.searching import Searcher
 
 from indexer.analysis import STOP_WORDS, analyze, analyze_query, fold, load_in_background
 from indexer.engine import Engine, SegmentPostings
+from indexer.export import public_path
 from indexer.highlight import MatchSet, highlight, snippet
 from indexer.query import ParsedQuery, QueryError, parse_query, typo_distance
 from indexer.schema import open_index
@@ -37,6 +38,10 @@ REFRESH_SECONDS = 0.25
 """How often a request checks whether an ingest committed a new index generation."""
 MIN_COMPLETE = 5
 """Below this many documents holding every word, documents missing one word are shown too."""
+TAG_FACETS_SHOWN = 30
+"""Tag facets shown at first on the pages; the others are behind "voir plus"."""
+MAX_TAG_FACETS = 500
+"""Tag facets returned at most (a bound on the response, far above the site's vocabulary)."""
 MAX_WINDOW = 10_000
 """page × size may not reach past this: deep pages are for the export."""
 
@@ -91,6 +96,8 @@ class Hit:
     score: float
     attachment_html: str = ""
     attachments: list[dict[str, str]] = field(default_factory=list)
+    tags_canonical: list[str] = field(default_factory=list)
+    """The tags as the vocabulary's labels (one spelling per tag, aliases merged)."""
 
 
 @dataclass
@@ -365,17 +372,23 @@ class SearchIndex:
 
     # --- hits --------------------------------------------------------------------------------
 
-    @staticmethod
-    def _record(f: dict[str, Any], score: float | None = None) -> dict[str, Any]:
+    def _record(self, f: dict[str, Any], score: float | None = None) -> dict[str, Any]:
+        """A document as every output shows it: ``tags`` as the editors wrote them and
+        ``tags_canonical`` as the vocabulary's labels; the source path relative to the corpus
+        root (never the server's path)."""
+        raw_tags = list(f.get("tags", []))
+        voc = self.vocabulary
+        collection = f.get("collection", "")
         out = {
             "id": f["id"],
-            "path": f.get("path", ""),
+            "path": public_path(f.get("path", ""), collection),
             "url": f.get("url", ""),
             "title": f.get("title", ""),
             "date": f.get("date_iso", ""),
-            "tags": list(f.get("tags", [])),
+            "tags": raw_tags,
+            "tags_canonical": [voc.label(k) for k in voc.keys(raw_tags)],
             "categories": list(f.get("categories", [])),
-            "collection": f.get("collection", ""),
+            "collection": collection,
             "published": bool(f.get("published", True)),
             "attachments": list(f.get("attachments", [])),
         }
@@ -398,13 +411,21 @@ class SearchIndex:
             title_html=highlight(rec["title"], match), snippet_html=snip, date=rec["date"],
             tags=rec["tags"], collection=rec["collection"], score=rec["score"],
             attachment_html=attachment_html, attachments=rec["attachments"],
+            tags_canonical=rec["tags_canonical"],
         )
 
     def _facets(self, engine: Engine, docnums: np.ndarray) -> dict[str, list[FacetValue]]:
+        """Facet counts; every tag of the matches (the pages show the first
+        :data:`TAG_FACETS_SHOWN` and the rest behind "voir plus"), as its canonical label."""
         raw = engine.facets(docnums)
         voc = self.vocabulary
+        sel = np.zeros(engine.n, dtype=np.int32)
+        sel[docnums] = 1
+        counts = np.asarray(engine.tags.T @ sel).ravel()
+        order = np.argsort(-counts, kind="stable")[:MAX_TAG_FACETS]
+        tag_facets = [(engine.tag_names[i], int(counts[i])) for i in order if counts[i] > 0]
         return {
-            "tag": [FacetValue(k, voc.label(k), c) for k, c in raw["tag"]],
+            "tag": [FacetValue(k, voc.label(k), c) for k, c in tag_facets],
             "collection": [FacetValue(k, k, c) for k, c in raw["collection"]],
             "year": [FacetValue(k, k, c) for k, c in raw["year"]],
         }

@@ -43,6 +43,11 @@ def tag_key(raw: str) -> str:
     return _NON_ALNUM.sub(" ", fold(raw)).strip()
 
 
+def _label_order(spelling: str) -> tuple[bool, str]:
+    """Ties between spellings: a capitalised one first, then alphabetical."""
+    return (not spelling[:1].isupper(), spelling)
+
+
 def load_aliases(path: Path | None = None) -> dict[str, list[str]]:
     """Read the alias file: a mapping ``canonical label: [alias, ...]``."""
     path = DEFAULT_ALIASES if path is None else path
@@ -114,23 +119,36 @@ class Vocabulary:
                 self.variants.setdefault(k, Counter())[raw] += 1
 
     def label(self, key: str) -> str:
-        """Display label: the variant editors used most; the alias file's label on ties or none.
+        """Display label: the canonical tag, spelt and capitalised as editors most often write it.
 
-        A tie between the declared label written differently (``accessibilité numérique``) and
-        another variant (``Accessibilité``) also goes to the alias file's spelling.
+        The words are the alias file's label when it declares one (never another variant:
+        ``RGAA`` used more often still shows ``Accessibilité numérique``), else the variant
+        used most. Among the spellings of those same words (case, accents), the one used most
+        wins (the alias file's on ties). The first letter is upper case when most uses of the
+        tag, all variants together, start with one (``accessibilité numérique`` written once
+        beside ``Accessibilité`` and ``RGAA`` shows ``Accessibilité numérique``).
         """
-        counts = self.variants.get(key)
+        counts = self.variants.get(key) or Counter()
         declared = self._declared_label.get(key)
-        if not counts:
-            return declared or key
-        best = max(counts.values())
-        tied = [v for v, c in counts.items() if c == best]
-        if declared and (declared in tied or (
-            len(tied) > 1 and any(tag_key(v) == tag_key(declared) for v in tied)
-        )):
-            # A tie involving the declared label, however it was capitalised or accented.
-            return declared
-        return sorted(v for v, c in counts.items() if c == best)[0]
+        if declared is None and not counts:
+            return key
+        if declared is not None:
+            words = declared
+        else:
+            best = max(counts.values())
+            words = min((v for v, c in counts.items() if c == best), key=_label_order)
+        same = {v: c for v, c in counts.items() if tag_key(v) == tag_key(words)}
+        if same:
+            best = max(same.values())
+            tied = [v for v, c in same.items() if c == best]
+            words = words if words in tied else min(tied, key=_label_order)
+        upper = sum(c for v, c in counts.items() if v[:1].isupper())
+        lower = sum(c for v, c in counts.items() if v[:1].islower())
+        if upper > lower or (upper == lower and declared is not None and declared[:1].isupper()):
+            return words[:1].upper() + words[1:]
+        if lower > upper and words[:1].isupper() and not words[1:2].isupper():
+            return words[:1].lower() + words[1:]
+        return words
 
     def count(self, key: str) -> int:
         return sum(self.variants.get(key, Counter()).values())

@@ -35,6 +35,7 @@ class DocumentOut(BaseModel):
     title: str
     date: str
     tags: list[str]
+    tags_canonical: list[str] = []
     categories: list[str]
     collection: str
     published: bool
@@ -50,6 +51,7 @@ class SimilarOut(BaseModel):
     url: str
     date: str
     tags: list[str]
+    tags_canonical: list[str] = []
     collection: str
     score: float
 

@@ -347,7 +347,8 @@ def document_page(doc_id: str, request: Request, ctx: Ctx) -> HTMLResponse:
     return render(
         request, "document.html", section="search", page_title=doc["title"], doc=doc,
         body=paragraphs(doc["body"]), similar=similar, public_url=public_url,
-        tag_links=[(t, "/?" + urlencode([("tag", tag_key(ctx, t))])) for t in doc["tags"]],
+        tag_links=[(t, "/?" + urlencode([("tag", tag_key(ctx, t))]))
+                   for t in doc.get("tags_canonical") or doc["tags"]],
     )
 
 

@@ -194,15 +194,17 @@ def current_model(ctx: AppContext) -> _Loaded | None:
 
 def require_model(ctx: AppContext) -> _Loaded:
     """The model, or 503 with what to run."""
+    path = ctx.settings.model_path
     try:
         loaded = current_model(ctx)
     except ModelError as exc:
-        raise HTTPException(status_code=503, detail=f"tag model unusable: {exc}") from None
+        # The server's own paths stay out of responses: the file is named, not its folder.
+        detail = str(exc).replace(str(path), path.name)
+        raise HTTPException(status_code=503, detail=f"tag model unusable: {detail}") from None
     if loaded is None:
-        path = ctx.settings.model_path
         raise HTTPException(
             status_code=503,
-            detail=f"no tag model at {path}: run `communiques train --corpus PATH --model {path}`",
+            detail=f"no tag model ({path.name}): run `communiques train --corpus PATH --model FILE`",
         )
     return loaded
 
