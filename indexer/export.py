@@ -89,8 +89,11 @@ def cell(value: Any, xml: bool = False) -> str | int | float:
 
 
 def _attachment_cell(att: dict[str, Any]) -> str:
-    """An attachment as its site URL (``/uploads/…``), which is what an archivist can open."""
-    return str(att.get("url") or att.get("path") or att.get("name") or "")
+    """An attachment as its name and its site URL (``/uploads/…``), which an archivist can
+    open: ``Communiqué de presse (/uploads/cp.pdf)``."""
+    where = str(att.get("url") or att.get("path") or "")
+    name = str(att.get("name") or "")
+    return f"{name} ({where})" if name and where else name or where
 
 
 def check_fields(fields: str | None) -> list[str]:

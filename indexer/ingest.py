@@ -31,7 +31,9 @@ from indexer.document import (
     read_source,
 )
 from indexer.engine import encode_meta
+from indexer.ids import id_problem
 from indexer.locking import LockBusy, ingest_lock, workers_die_with_parent, write_lock
+from indexer.site import IGNORED_DIRS, env_permalinks, find_site, jekyll_url
 from indexer.vocabulary import AliasFile, Vocabulary, index_aliases, record_index_aliases
 
 T = TypeVar("T")
@@ -98,24 +100,92 @@ class IngestReport:
         }
 
 
-def find_files(paths: Sequence[Path]) -> Iterator[Path]:
-    """Markdown files under the given paths, recursively, without following directory links
-    (a symlink loop cannot trap the walk) and skipping hidden folders."""
-    for root in paths:
-        if root.is_file():
-            yield root
+@dataclass(frozen=True)
+class SourceFile:
+    """A markdown file found by :func:`find_sources`: its collection, and, for a Jekyll site,
+    its permalink pattern and its path inside the collection folder (Jekyll's ``:path``).
+    ``problem`` says why it is refused (the ingest reports it, with the file)."""
+
+    path: Path
+    collection: str
+    problem: str | None = None
+    permalink: str | None = None
+    relpath: str = ""
+
+
+def _is_markdown(name: str) -> bool:
+    return (
+        name.endswith(MARKDOWN_SUFFIXES)
+        and not name.startswith(".")
+        and name.lower() not in NOT_DOCUMENTS
+    )
+
+
+def _link_problem(path: Path, root: Path) -> str | None:
+    """A file link is read only when it points inside the folder being ingested
+    (``passwd.md -> /etc/passwd`` is refused)."""
+    if not path.is_symlink():
+        return None
+    try:
+        target = path.resolve(strict=True)
+    except (OSError, RuntimeError):
+        return "a link to nothing (broken or looping link)"
+    if target != root and root not in target.parents:
+        return "a link pointing outside the folder being ingested"
+    return None
+
+
+def _walk(folder: Path, root: Path) -> Iterator[tuple[Path, str | None]]:
+    """Markdown files under ``folder``, sorted, without following directory links (a link
+    loop cannot trap the walk) and skipping hidden and non-document folders."""
+    for current, dirs, files in os.walk(folder, followlinks=False):
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d not in IGNORED_DIRS)
+        for name in sorted(files):
+            if _is_markdown(name):
+                path = Path(current) / name
+                yield path, _link_problem(path, root)
+
+
+def find_sources(paths: Sequence[Path]) -> Iterator[SourceFile]:
+    """Every markdown file under ``paths`` with its collection.
+
+    A Jekyll site root (see :func:`indexer.site.find_site`) is read through its collection
+    folders only; any other folder recursively, the collection being each file's folder (its
+    underscore dropped). A file whose stem is not a valid id, or a link pointing outside the
+    folder given, comes with its ``problem``.
+    """
+    overridden = env_permalinks()
+    for given in paths:
+        given = Path(given)
+        if given.is_file() or (given.is_symlink() and not given.is_dir()):
+            yield _source(given, collection_of(given), _link_problem(given, given.parent.resolve()))
             continue
-        if not root.is_dir():
-            raise IngestError(f"{root}: no such file or directory")
-        for folder, dirs, files in os.walk(root, followlinks=False):
-            dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-            for name in sorted(files):
-                if (
-                    name.endswith(MARKDOWN_SUFFIXES)
-                    and not name.startswith(".")
-                    and name.lower() not in NOT_DOCUMENTS
-                ):
-                    yield Path(folder) / name
+        if not given.is_dir():
+            raise IngestError(f"{given}: no such file or directory")
+        root = given.resolve()
+        site = find_site(given)
+        if site is None:
+            for path, problem in _walk(given, root):
+                yield _source(path, collection_of(path), problem)
+            continue
+        for name, folder in site.collections.items():
+            pattern = site.permalinks.get(name) if name not in overridden else None
+            for path, problem in _walk(folder, root):
+                rel = path.relative_to(folder).with_suffix("").as_posix()
+                yield _source(path, name, problem, pattern, rel)
+
+
+def _source(path: Path, collection: str, problem: str | None, permalink: str | None = None,
+            relpath: str = "") -> SourceFile:
+    problem = problem or id_problem(path.stem)
+    return SourceFile(path, collection, problem, permalink, relpath or path.stem)
+
+
+def find_files(paths: Sequence[Path]) -> Iterator[Path]:
+    """The files :func:`find_sources` finds and does not refuse."""
+    for source in find_sources(paths):
+        if source.problem is None:
+            yield source.path
 
 
 def collection_of(path: Path) -> str:
@@ -319,13 +389,18 @@ def _ingest(
     vocabulary = vocabulary or index_vocabulary(ix)
     report = IngestReport()
     state = indexed_state(ix)
-    files = list(find_files([Path(p) for p in paths]))
+    sources = list(find_sources([Path(p) for p in paths]))
     seen: dict[str, str] = {}
     show = sys.stderr.isatty() if progress is None else progress
 
     def changed_documents() -> Iterator[tuple[Document, bool]]:
         """Parse files lazily; yield only new or changed documents (with "is new")."""
-        for path in tqdm(files, desc="ingest", unit="file", disable=not show, file=sys.stderr):
+        for source_file in tqdm(sources, desc="ingest", unit="file", disable=not show,
+                                file=sys.stderr):
+            path = source_file.path
+            if source_file.problem is not None:
+                report.rejected.append((str(path), source_file.problem))
+                continue
             doc_id = path.stem
             if doc_id in seen:
                 report.rejected.append(
@@ -339,7 +414,11 @@ def _ingest(
                     seen[doc_id] = str(path)
                     report.unchanged.append(doc_id)
                     continue
-                doc = parse_text(source, doc_id, collection_of(path), str(path))
+                doc = parse_text(source, doc_id, source_file.collection, str(path))
+                if source_file.permalink:
+                    doc.url = jekyll_url(source_file.permalink, doc.collection, doc_id,
+                                         source_file.relpath, getattr(doc, "date", None),
+                                         doc.categories)
                 if prepare is not None:
                     extra = prepare(doc)
                     if extra:

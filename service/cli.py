@@ -48,6 +48,18 @@ def _alias_file(args: argparse.Namespace) -> object:
     return alias_file_for(_index_dir(args), getattr(args, "aliases", None))
 
 
+def _site_attachments(paths: list[Path]) -> object | None:
+    """For a Jekyll site root given without ``--attachments-root``: a reader of its
+    ``_uploads/`` or ``uploads/`` folder (the first site's, when several are given)."""
+    from indexer.site import attachment_reader, find_site
+
+    for path in paths:
+        site = find_site(path)
+        if site is not None and site.uploads is not None:
+            return attachment_reader(site)
+    return None
+
+
 def cmd_ingest(args: argparse.Namespace) -> int:
     from indexer.attachments import AttachmentReader
     from indexer.ingest import IngestError, ingest
@@ -60,6 +72,8 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         return 2
     ix = open_index(_index_dir(args), create=True, rebuild=True)
     prepare = AttachmentReader(args.attachments_root) if args.attachments_root else None
+    if prepare is None:
+        prepare = _site_attachments(args.paths)
     try:
         report = ingest(
             ix, args.paths, prune=args.prune, n_process=args.jobs,

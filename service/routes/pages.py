@@ -387,7 +387,7 @@ def archives_page(request: Request, ctx: Ctx) -> HTMLResponse:
     export_params = [(k, v) for k, v in pq.params() if k != "page"]
     exports = {
         fmt: "/api/export?" + urlencode([*export_params, ("format", fmt)])
-        for fmt in ("csv", "jsonl")
+        for fmt in ("csv", "csv-excel", "xlsx", "jsonl")
     }
     return render(
         request, "archives.html", status_code=400 if error else 200, section="archives",
