@@ -27,6 +27,25 @@ def _index_dir(args: argparse.Namespace) -> Path:
     return args.index if args.index is not None else default_index_dir()
 
 
+def _query_args(p: argparse.ArgumentParser, required: bool) -> None:
+    """The query and the filters of ``/api/search`` and ``/api/export``."""
+    p.add_argument("query", nargs="+" if required else "*", help="the query (as in the box)")
+    _index_arg(p)
+    p.add_argument("--sort", default="relevance", choices=["relevance", "date", "-date"])
+    p.add_argument("--tag", action="append", help="tag filter (repeatable: all of them)")
+    p.add_argument("--collection")
+    p.add_argument("--category")
+    p.add_argument("--year", type=int)
+    p.add_argument("--date-from", type=_date)
+    p.add_argument("--date-to", type=_date)
+    shown = p.add_mutually_exclusive_group()
+    shown.add_argument("--published", "--no-drafts", dest="published", action="store_const",
+                       const=True, default=None,
+                       help="published documents only (drafts are shown by default)")
+    shown.add_argument("--drafts", dest="published", action="store_const", const=False,
+                       help="drafts only")
+
+
 def _date(value: str) -> dt.date:
     try:
         return dt.date.fromisoformat(value)
@@ -95,39 +114,208 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     return 1 if report.rejected else 0
 
 
+def _drafts_kw(method: object) -> dict[str, bool]:
+    """The command line is a trusted local tool: it shows drafts (``--published`` leaves them
+    out). Passed to the core's methods that take a ``drafts`` keyword."""
+    import inspect
+
+    try:
+        params = inspect.signature(method).parameters  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return {}
+    return {"drafts": True} if "drafts" in params else {}
+
+
+def _search_index(args: argparse.Namespace) -> object:
+    from indexer.search import SearchIndex
+
+    return SearchIndex(open_index(_index_dir(args)), preload=False)
+
+
+def _request(args: argparse.Namespace, paged: bool = True) -> object:
+    """The same request object the API builds from its query parameters."""
+    from indexer.search import SearchRequest
+
+    return SearchRequest(
+        q=" ".join(args.query), page=args.page if paged else 1,
+        size=args.limit if paged else 10, sort=args.sort, tags=args.tag or [],
+        collection=args.collection, category=args.category, year=args.year,
+        date_from=args.date_from, date_to=args.date_to, published=args.published,
+    )
+
+
+def _print_json(value: object) -> None:
+    print(json.dumps(value, ensure_ascii=False, indent=2))
+
+
 def cmd_search(args: argparse.Namespace) -> int:
     from indexer.query import QueryError
-    from indexer.search import SearchError, SearchIndex, SearchRequest
+    from indexer.search import SearchError
 
-    si = SearchIndex(open_index(_index_dir(args)), preload=False)
-    req = SearchRequest(
-        q=" ".join(args.query), size=args.limit, sort=args.sort, tags=args.tag or [],
-        collection=args.collection, year=args.year, date_from=args.date_from,
-        date_to=args.date_to,
-    )
+    si = _search_index(args)
     try:
-        result = si.search(req)
+        result = si.search(_request(args), **_drafts_kw(si.search))  # type: ignore[attr-defined]
     except (QueryError, SearchError) as exc:
         print(f"communiques search: {exc}", file=sys.stderr)
         return 2
-    if args.json:
-        out = [
-            {
-                "id": h.id, "path": h.path, "url": h.url, "title": h.title, "date": h.date,
-                "tags": h.tags, "collection": h.collection, "score": h.score,
-                "title_html": h.title_html, "snippet": h.snippet_html,
-            }
-            for h in result.hits
-        ]
-        print(json.dumps(out, ensure_ascii=False, indent=2))
+    if args.json or args.full:
+        from service.routes.search import SearchOut
+
+        out = SearchOut.model_validate(result.to_dict()).model_dump()
+        _print_json(out if args.full else out["hits"])
         return 0
     print(f"{result.total} résultat(s) en {result.took_ms} ms")
     for note in result.notes:
         print(f"note: {note}")
     if result.suggestion:
         print(f"Essayez avec : {result.suggestion}")
-    for i, h in enumerate(result.hits, 1):
-        print(f"{i:>3}. [{h.date[:10]}] {h.title}  ({h.id}, {h.score:.2f})")
+    start = (result.page - 1) * result.size
+    for i, h in enumerate(result.hits, start + 1):
+        tags = f"  [{', '.join(h.tags_canonical)}]" if h.tags_canonical else ""
+        print(f"{i:>3}. [{(h.date or 'sans date')[:10]}] {h.title}  ({h.id}, {h.score:.2f}){tags}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    """Every match, as the API's ``/api/export`` writes it, to a file or standard output."""
+    from indexer.export import check_fields, stream
+    from indexer.query import QueryError
+    from indexer.search import SearchError
+
+    si = _search_index(args)
+    try:
+        fields = check_fields(args.fields)
+        records = si.export(_request(args, paged=False),  # type: ignore[attr-defined]
+                            **_drafts_kw(si.export))  # type: ignore[attr-defined]
+    except (QueryError, SearchError, ValueError) as exc:
+        print(f"communiques export: {exc}", file=sys.stderr)
+        return 2
+    if args.format == "xlsx" and args.output is None and sys.stdout.isatty():
+        print("communiques export: --format xlsx writes a binary file: give --output FILE",
+              file=sys.stderr)
+        return 2
+    count = 0
+
+    def counted() -> object:
+        nonlocal count
+        for rec in records:
+            count += 1
+            yield rec
+
+    if args.output is not None:
+        tmp = args.output.with_name(f".{args.output.name}.tmp")
+        with open(tmp, "wb") as fh:
+            for chunk in stream(counted(), args.format, fields):  # type: ignore[arg-type]
+                fh.write(chunk)
+        os.replace(tmp, args.output)
+        print(f"{count} document(s) → {args.output}", file=sys.stderr)
+    else:
+        out = sys.stdout.buffer
+        for chunk in stream(counted(), args.format, fields):  # type: ignore[arg-type]
+            out.write(chunk)
+        out.flush()
+    return 0
+
+
+def cmd_document(args: argparse.Namespace) -> int:
+    from service.routes.documents import DocumentOut
+
+    si = _search_index(args)
+    doc = si.document(args.id, **_drafts_kw(si.document))  # type: ignore[attr-defined]
+    if doc is None:
+        print(f"communiques document: id: no document {args.id!r}", file=sys.stderr)
+        return 1
+    out = DocumentOut.model_validate(doc).model_dump()
+    if args.json:
+        _print_json(out)
+        return 0
+    print(out["title"])
+    print(f"{out['date'] or 'sans date'}  {out['collection']}  {out['url']}"
+          + ("" if out["published"] else "  (brouillon)"))
+    if out["tags_canonical"]:
+        print("étiquettes : " + ", ".join(out["tags_canonical"]))
+    print()
+    print("\n\n".join(x for x in (out["chapeau"], out["body"]) if x))
+    return 0
+
+
+def cmd_similar(args: argparse.Namespace) -> int:
+    from service.routes.documents import SimilarOut
+
+    si = _search_index(args)
+    found = si.similar(args.id, limit=args.limit,  # type: ignore[attr-defined]
+                       **_drafts_kw(si.similar))  # type: ignore[attr-defined]
+    if found is None:
+        print(f"communiques similar: id: no document {args.id!r}", file=sys.stderr)
+        return 1
+    rows = [SimilarOut.model_validate(r).model_dump() for r in found]
+    if args.json:
+        _print_json(rows)
+        return 0
+    for i, r in enumerate(rows, 1):
+        print(f"{i:>3}. [{(r['date'] or 'sans date')[:10]}] {r['title']}  ({r['id']}, "
+              f"{r['score']:.2f})")
+    return 0
+
+
+def untagged_ids(si: object) -> list[str]:
+    """Ids of the indexed documents without tags, newest first (drafts included)."""
+    import numpy as np
+
+    engine = si.engine()  # type: ignore[attr-defined]
+    tagged = np.asarray(engine.tags.sum(axis=1)).ravel() > 0
+    docnums = np.flatnonzero(engine.live & ~tagged)
+    docnums = docnums[np.argsort(-engine.timestamp[docnums], kind="stable")]
+    return [engine.ids[d] for d in docnums]
+
+
+def cmd_untagged(args: argparse.Namespace) -> int:
+    """Documents without tags, with the model's suggestions when a model is given."""
+    si = _search_index(args)
+    records = [si.document(i, **_drafts_kw(si.document))  # type: ignore[attr-defined]
+               for i in untagged_ids(si)[: args.limit]]
+    records = [r for r in records if r is not None]
+    suggestions: list[list[dict[str, object]]] = [[] for _ in records]
+    if args.model is not None:
+        try:
+            from models.store import ModelError, load_model
+            from models.suggester import Draft
+        except ImportError:
+            print("communiques untagged: the tag model is not installed", file=sys.stderr)
+            return 2
+        try:
+            model, _ = load_model(args.model)
+        except ModelError as exc:
+            print(f"communiques untagged: --model: {exc}", file=sys.stderr)
+            return 2
+        found = model.suggest_many([Draft.from_document(r) for r in records], k=args.k)
+        suggestions = [[{"tag": s.tag, "score": round(s.score, 4)} for s in row]
+                       for row in found]
+    rows = [
+        {"id": r["id"], "title": r["title"], "date": r["date"], "url": r["url"],
+         "collection": r["collection"], "published": r["published"], "suggestions": s}
+        for r, s in zip(records, suggestions, strict=True)
+    ]
+    if args.json:
+        _print_json({"total": len(untagged_ids(si)), "documents": rows})
+        return 0
+    for r in rows:
+        tags = ", ".join(str(s["tag"]) for s in r["suggestions"])  # type: ignore[union-attr]
+        print(f"[{(r['date'] or 'sans date')[:10]}] {r['title']}  ({r['id']})"
+              + (f"  → {tags}" if tags else ""))
+    return 0
+
+
+def cmd_tags(args: argparse.Namespace) -> int:
+    """The index's tag vocabulary: canonical label, key, count, editors' variants."""
+    si = _search_index(args)
+    rows = si.vocabulary.entries()  # type: ignore[attr-defined]
+    if args.json:
+        _print_json({"total": len(rows), "tags": rows})
+        return 0
+    for r in rows:
+        variants = [v for v in r["variants"] if v != r["label"]]
+        print(f"{r['count']:>5}  {r['label']}" + (f"  ({', '.join(variants)})" if variants else ""))
     return 0
 
 
@@ -216,18 +404,54 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_ingest)
 
-    p = sub.add_parser("search", help="search the index")
-    p.add_argument("query", nargs="+")
-    _index_arg(p)
-    p.add_argument("--limit", type=int, default=10)
-    p.add_argument("--sort", default="relevance", choices=["relevance", "date", "-date"])
-    p.add_argument("--tag", action="append")
-    p.add_argument("--collection")
-    p.add_argument("--year", type=int)
-    p.add_argument("--date-from", type=_date)
-    p.add_argument("--date-to", type=_date)
-    p.add_argument("--json", action="store_true")
+    p = sub.add_parser("search", help="search the index (the fields of GET /api/search)")
+    _query_args(p, required=True)
+    p.add_argument("--limit", type=int, default=10, help="hits per page (1–100, default 10)")
+    p.add_argument("--page", type=int, default=1)
+    p.add_argument("--json", action="store_true",
+                   help="the hits as JSON, each with the fields of the API's hits")
+    p.add_argument("--full", action="store_true",
+                   help="the API's whole response as JSON (total, hits, facets, suggestion, notes)")
     p.set_defaults(func=cmd_search)
+
+    p = sub.add_parser("export", help="every match, as GET /api/export writes it")
+    _query_args(p, required=False)
+    from indexer.export import EXPORT_FIELDS, FORMATS
+
+    p.add_argument("--format", default="csv", choices=list(FORMATS),
+                   help="csv (UTF-8 with BOM), csv-excel (';'), xlsx or jsonl (default csv)")
+    p.add_argument("--fields", default=None,
+                   help=f"comma-separated, among {','.join(EXPORT_FIELDS)}")
+    p.add_argument("--output", "-o", type=Path, default=None, metavar="FILE",
+                   help="file to write (default: standard output)")
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("document", help="one document, as GET /api/documents/ID gives it")
+    p.add_argument("id")
+    _index_arg(p)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_document)
+
+    p = sub.add_parser("similar", help="the documents most like one (GET /api/documents/ID/similar)")
+    p.add_argument("id")
+    _index_arg(p)
+    p.add_argument("--limit", type=int, default=5)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_similar)
+
+    p = sub.add_parser("untagged", help="documents without tags (GET /api/tags/untagged)")
+    _index_arg(p)
+    p.add_argument("--limit", type=int, default=50)
+    p.add_argument("--model", type=Path, default=None, metavar="FILE",
+                   help="tag model: add its suggestions")
+    p.add_argument("--k", type=int, default=3, help="suggestions per document (default 3)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_untagged)
+
+    p = sub.add_parser("tags", help="the tag vocabulary (GET /api/tags)")
+    _index_arg(p)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_tags)
 
     p = sub.add_parser("stats", help="corpus statistics")
     _index_arg(p)
@@ -269,6 +493,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # output piped into `head`: not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":
