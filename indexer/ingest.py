@@ -129,9 +129,11 @@ def _link_problem(path: Path, root: Path) -> str | None:
     try:
         target = path.resolve(strict=True)
     except (OSError, RuntimeError):
-        return "a link to nothing (broken or looping link)"
+        return "unreadable: a link to nothing (broken or looping link)"
     if target != root and root not in target.parents:
-        return "a link pointing outside the folder being ingested"
+        regular = target.is_file()
+        return "a link pointing outside the folder being ingested" + (
+            "" if regular else " (and not a regular file)")
     return None
 
 

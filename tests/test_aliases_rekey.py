@@ -148,3 +148,88 @@ def test_indexer_imports_nothing_from_models() -> None:
     for path in root.glob("*.py"):
         text = path.read_text(encoding="utf-8")
         assert "from models" not in text and "import models" not in text, path
+
+
+def test_serve_aliases_rekeys_before_serving(site: Path) -> None:
+    import argparse
+
+    from service.cli import _serve_aliases
+
+    index = site / "index"
+    assert main(["ingest", str(site / "corpus"), "--index", str(index), "--quiet",
+                 "--aliases", str(site / "aliases.yaml")]) == 0
+    mapped = site / "mapped.yaml"
+    mapped.write_text("Messagerie instantanée: [Tchap]\n", encoding="utf-8")
+    args = argparse.Namespace(index=index, aliases=mapped)
+    assert _serve_aliases(args) == 0
+    assert _ids(index, "Tchap") == {"messagerie", "tchap"}
+    assert _serve_aliases(argparse.Namespace(index=index, aliases=site / "absent.yaml")) == 2
+
+
+def test_service_follows_a_rekey_while_serving(site: Path) -> None:
+    """Two workers answer tag-filtered searches while an ingest re-keys the index: no error,
+    and the new keys are served once the ingest is done."""
+    import subprocess
+    import sys
+    import threading
+
+    import httpx
+
+    from tests.conftest import ROOT, start_server
+
+    index = site / "index"
+    assert main(["ingest", str(site / "corpus"), "--index", str(index), "--quiet",
+                 "--aliases", str(site / "aliases.yaml")]) == 0
+    server = start_server(index, {"COMMUNIQUES_DOCUMENTS": str(site / "documents")}, workers=2)
+    statuses: list[int] = []
+    stop = threading.Event()
+
+    def reader() -> None:
+        with httpx.Client(timeout=10) as client:
+            while not stop.is_set():
+                r = client.get(server.url + "/api/search", params={"tag": "Tchap"})
+                statuses.append(r.status_code)
+
+    threads = [threading.Thread(target=reader) for _ in range(2)]
+    try:
+        for t in threads:
+            t.start()
+        (site / "aliases.yaml").write_text("Messagerie instantanée: [Tchap]\n", encoding="utf-8")
+        proc = subprocess.run(
+            [sys.executable, "-m", "service.cli", "ingest", str(site / "corpus"), "--index",
+             str(index), "--quiet", "--json"], cwd=ROOT, capture_output=True, text=True,
+            timeout=120)
+        assert proc.returncode == 0, proc.stderr
+        assert json.loads(proc.stdout)["rekeyed"] == 3
+        import time
+
+        deadline = time.monotonic() + 10
+        found: set[str] = set()
+        while time.monotonic() < deadline and found != {"messagerie", "tchap"}:
+            hits = httpx.get(server.url + "/api/search", params={"tag": "Tchap"}).json()["hits"]
+            found = {h["id"] for h in hits}
+        assert found == {"messagerie", "tchap"}
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+        server.stop()
+    assert statuses and all(s == 200 for s in statuses), sorted(set(statuses))
+
+
+def test_rekey_skips_deleted_documents(site: Path, spacy_calls: list[str]) -> None:
+    from indexer.ingest import delete_document, rekey_tags
+    from indexer.vocabulary import Vocabulary
+
+    index = site / "index"
+    ix = open_index(index, create=True)
+    ingest(ix, [site / "corpus"], progress=False, alias_file=AliasFile.read(site / "aliases.yaml"))
+    assert delete_document(ix, "cloud")
+    spacy_calls.clear()
+    assert rekey_tags(ix, Vocabulary({"Messagerie instantanée": ["Tchap"]})) == 2
+    assert spacy_calls == []
+    si = SearchIndex(open_index(index), aliases={"Messagerie instantanée": ["Tchap"]},
+                     preload=False)
+    hits = si.search(SearchRequest(q="", tags=["Tchap"], size=10)).hits
+    assert {h.id for h in hits} == {"messagerie", "tchap"}
+    assert si.document("cloud") is None and si.engine().doc_count == 2

@@ -27,6 +27,7 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import FileResponse, HTMLResponse, Response
 from fastapi.templating import Jinja2Templates
 
+from indexer.ids import ID_MAX
 from indexer.query import MAX_QUERY_LENGTH, QueryError
 from indexer.search import MAX_WINDOW, SearchError, SearchRequest, SearchResult
 from models.vocabulary import tag_key as plain_tag_key
@@ -338,10 +339,10 @@ def search_page(request: Request, ctx: Ctx) -> HTMLResponse:
 
 @router.get("/documents/{doc_id}", response_class=HTMLResponse)
 def document_page(doc_id: str, request: Request, ctx: Ctx) -> HTMLResponse:
-    doc = ctx.search.document(doc_id) if len(doc_id) <= 200 else None
+    doc = ctx.search.document(doc_id) if len(doc_id) <= ID_MAX else None
     if doc is None:
         return render(request, "not_found.html", status_code=404,
-                      page_title="Document introuvable", doc_id=doc_id[:200])
+                      page_title="Document introuvable", doc_id=doc_id[:ID_MAX])
     similar = ctx.search.similar(doc_id, limit=5) or []
     public_url = doc["url"] if re.match(r"^https?://", doc.get("url", "")) else ""
     return render(
