@@ -17,7 +17,7 @@ import json
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import PurePosixPath, PureWindowsPath
-from typing import Any
+from typing import IO, Any
 
 EXPORT_FIELDS = ["id", "title", "date", "collection", "tags", "tags_canonical", "categories",
                  "url", "path", "published", "attachments", "score"]
@@ -143,10 +143,13 @@ def _csv(records: Iterable[dict[str, Any]], fields: list[str], delimiter: str) -
 XLSX_CHUNK = 64 * 1024
 
 
-def _xlsx(records: Iterable[dict[str, Any]], fields: list[str]) -> Iterator[bytes]:
-    """An XLSX workbook written by openpyxl in write-only mode (rows go to disk as they come,
-    memory stays flat whatever the number of matches), then sent in chunks: a zip file's
-    directory comes last, so the bytes can only leave once the sheet is complete."""
+def xlsx_file(records: Iterable[dict[str, Any]], fields: list[str]) -> IO[bytes]:
+    """The whole XLSX workbook in a temporary file, rewound, written by openpyxl in write-only
+    mode (rows go to disk as they come: memory stays flat whatever the number of matches).
+
+    Built before anything is sent: a zip file's directory comes last, so the bytes could only
+    leave once the sheet is complete anyway, and a failure then answers an error instead of
+    a truncated file that a spreadsheet cannot open."""
     from openpyxl import Workbook
 
     wb = Workbook(write_only=True)
@@ -154,8 +157,24 @@ def _xlsx(records: Iterable[dict[str, Any]], fields: list[str]) -> Iterator[byte
     ws.append(fields)
     for rec in records:
         ws.append([cell(rec.get(f), xml=True) for f in fields])
-    with tempfile.TemporaryFile() as fh:
+    fh = tempfile.TemporaryFile()  # noqa: SIM115 - handed to the caller, closed by file_chunks
+    try:
         wb.save(fh)
         fh.seek(0)
+    except BaseException:
+        fh.close()
+        raise
+    return fh
+
+
+def file_chunks(fh: IO[bytes]) -> Iterator[bytes]:
+    """A file's bytes in chunks, closing it at the end (or when the client goes away)."""
+    try:
         while chunk := fh.read(XLSX_CHUNK):
             yield chunk
+    finally:
+        fh.close()
+
+
+def _xlsx(records: Iterable[dict[str, Any]], fields: list[str]) -> Iterator[bytes]:
+    yield from file_chunks(xlsx_file(records, fields))

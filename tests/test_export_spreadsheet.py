@@ -211,3 +211,50 @@ def test_stream_writes_false_and_neutralises_every_format() -> None:
 ])
 def test_public_path(path: str, collection: str, expected: str) -> None:
     assert public_path(path, collection) == expected
+
+
+def test_exports_while_documents_are_written(served: tuple[str, Path]) -> None:
+    """Exports keep opening cleanly while a writer adds documents (2 workers)."""
+    import threading
+
+    from openpyxl import load_workbook
+
+    url, _ = served
+    key = {"Authorization": "Bearer k-123", "Content-Type": "text/markdown"}
+    written: list[int] = []
+    stop = threading.Event()
+
+    def writer() -> None:
+        with httpx.Client(timeout=30) as client:
+            for i in range(8):
+                if stop.is_set():
+                    return
+                body = f'---\ntitle: "=Formule {i}"\ndate: 2022-02-0{i + 1}\n---\n\nÉcrit {i}.\n'
+                r = client.put(f"{url}/api/documents/ecrit-{i}?collection=communiques",
+                               headers=key, content=body.encode())
+                written.append(r.status_code)
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    try:
+        for fmt in ("csv", "xlsx", "csv-excel", "xlsx", "csv"):
+            r = _get(url, "/api/export", q="", format=fmt)
+            if fmt == "xlsx":
+                rows = list(load_workbook(io.BytesIO(r.content)).active.iter_rows(values_only=True))
+                titles = [row[1] for row in rows[1:]]
+            else:
+                text = r.content.decode("utf-8-sig")
+                delimiter = ";" if fmt == "csv-excel" else ","
+                titles = [row["title"] for row in csv.DictReader(io.StringIO(text),
+                                                                  delimiter=delimiter)]
+            assert len(titles) >= 5
+            assert all(not t.startswith(("=", "+", "-", "@")) for t in titles), titles
+    finally:
+        stop.set()
+        thread.join()
+    assert written and all(code == 200 for code in written), written
+    r = _get(url, "/api/export", q="", format="csv", fields="id,title")
+    rows = list(csv.DictReader(io.StringIO(r.content.decode("utf-8-sig"))))
+    assert {f"ecrit-{i}" for i in range(len(written))} <= {row["id"] for row in rows}
+    assert all(row["title"] == "'=Formule " + row["id"][-1] for row in rows
+               if row["id"].startswith("ecrit-"))

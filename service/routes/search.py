@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
-from indexer.export import FORMATS, check_fields, stream
+from indexer.export import FORMATS, check_fields, file_chunks, stream, xlsx_file
 from indexer.query import MAX_QUERY_LENGTH, QueryError
 from indexer.search import MAX_PAGE_SIZE, SearchError, SearchRequest
 from service.context import AppContext, get_context
@@ -135,8 +135,11 @@ def export(
         raise _bad_request(exc) from None
     media, extension = FORMATS[format]
     name = f"communiques-export.{extension}"
+    # XLSX is complete before its first byte leaves (see indexer.export.xlsx_file).
+    body = file_chunks(xlsx_file(records, chosen)) if format == "xlsx" else stream(
+        records, format, chosen)
     return StreamingResponse(
-        stream(records, format, chosen), media_type=media,
+        body, media_type=media,
         headers={"Content-Disposition": f'attachment; filename="{name}"'},
     )
 
