@@ -258,3 +258,14 @@ def test_exports_while_documents_are_written(served: tuple[str, Path]) -> None:
     assert {f"ecrit-{i}" for i in range(len(written))} <= {row["id"] for row in rows}
     assert all(row["title"] == "'=Formule " + row["id"][-1] for row in rows
                if row["id"].startswith("ecrit-"))
+
+
+def test_tags_shown_one_way_on_pages_and_api(served: tuple[str, Path]) -> None:
+    url, _ = served
+    html = _get(url, "/", q="intègre").text
+    assert '<li class="tag">Cloud</li>' in html and '<li class="tag">cloud</li>' not in html
+    api = _get(url, "/api/search", q="intègre", size=20).json()
+    assert all(h["tags_canonical"].count("Cloud") == 1 for h in api["hits"])
+    assert [f["label"] for f in api["facets"]["tag"]][0] == "Cloud"
+    doc = _get(url, "/documents/plus").text
+    assert ">Cloud</a>" in doc and ">cloud</a>" not in doc
