@@ -38,10 +38,12 @@ from indexer.document import (
     read_source,
 )
 from indexer.engine import encode_meta
+from indexer.ids import id_problem
 from indexer.locking import FileLock, LockBusy, ingest_lock, workers_die_with_parent, write_lock
 from indexer.segments import merge_segments, prepare_documents, publish
+from indexer.site import IGNORED_DIRS, env_permalinks, find_site, jekyll_url
 from indexer.snapshot import SafeSegmentWriter, open_reader, open_searcher
-from models.vocabulary import Vocabulary
+from indexer.vocabulary import AliasFile, Vocabulary, index_aliases, record_index_aliases
 
 T = TypeVar("T")
 MARKDOWN_SUFFIXES = (".md", ".markdown")
@@ -101,13 +103,17 @@ class IngestReport:
     rejected: list[tuple[str, str]] = field(default_factory=list)
     segments: int | None = None
     """Segments of the index after the ingest (see :func:`consolidate_segments`)."""
+    rekeyed: int | None = None
+    """Documents whose tags were re-keyed because the alias file changed (None: it had not)."""
 
     def summary(self) -> str:
+        rekeyed = f", tags re-keyed {self.rekeyed}" if self.rekeyed is not None else ""
         return (
             f"added {len(self.added)}, updated {len(self.updated)}, "
             f"unchanged {len(self.unchanged)}, pruned {len(self.pruned)}, "
-            f"rejected {len(self.rejected)}"
+            f"rejected {len(self.rejected)}{rekeyed}"
         )
+
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -117,27 +123,98 @@ class IngestReport:
             "pruned": len(self.pruned),
             "rejected": [{"path": p, "reason": r} for p, r in self.rejected],
             **({"segments": self.segments} if self.segments is not None else {}),
+            **({"rekeyed": self.rekeyed} if self.rekeyed is not None else {}),
         }
 
 
-def find_files(paths: Sequence[Path]) -> Iterator[Path]:
-    """Markdown files under the given paths, recursively, without following directory links
-    (a symlink loop cannot trap the walk) and skipping hidden folders."""
-    for root in paths:
-        if root.is_file():
-            yield root
+@dataclass(frozen=True)
+class SourceFile:
+    """A markdown file found by :func:`find_sources`: its collection, and, for a Jekyll site,
+    its permalink pattern and its path inside the collection folder (Jekyll's ``:path``).
+    ``problem`` says why it is refused (the ingest reports it, with the file)."""
+
+    path: Path
+    collection: str
+    problem: str | None = None
+    permalink: str | None = None
+    relpath: str = ""
+
+
+def _is_markdown(name: str) -> bool:
+    return (
+        name.endswith(MARKDOWN_SUFFIXES)
+        and not name.startswith(".")
+        and name.lower() not in NOT_DOCUMENTS
+    )
+
+
+def _link_problem(path: Path, root: Path) -> str | None:
+    """A file link is read only when it points inside the folder being ingested
+    (``passwd.md -> /etc/passwd`` is refused)."""
+    if not path.is_symlink():
+        return None
+    try:
+        target = path.resolve(strict=True)
+    except (OSError, RuntimeError):
+        return "unreadable: a link to nothing (broken or looping link)"
+    if target != root and root not in target.parents:
+        regular = target.is_file()
+        return "a link pointing outside the folder being ingested" + (
+            "" if regular else " (and not a regular file)")
+    return None
+
+
+def _walk(folder: Path, root: Path) -> Iterator[tuple[Path, str | None]]:
+    """Markdown files under ``folder``, sorted, without following directory links (a link
+    loop cannot trap the walk) and skipping hidden and non-document folders."""
+    for current, dirs, files in os.walk(folder, followlinks=False):
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d not in IGNORED_DIRS)
+        for name in sorted(files):
+            if _is_markdown(name):
+                path = Path(current) / name
+                yield path, _link_problem(path, root)
+
+
+def find_sources(paths: Sequence[Path]) -> Iterator[SourceFile]:
+    """Every markdown file under ``paths`` with its collection.
+
+    A Jekyll site root (see :func:`indexer.site.find_site`) is read through its collection
+    folders only; any other folder recursively, the collection being each file's folder (its
+    underscore dropped). A file whose stem is not a valid id, or a link pointing outside the
+    folder given, comes with its ``problem``.
+    """
+    overridden = env_permalinks()
+    for given in paths:
+        given = Path(given)
+        if given.is_file() or (given.is_symlink() and not given.is_dir()):
+            yield _source(given, collection_of(given), _link_problem(given, given.parent.resolve()))
             continue
-        if not root.is_dir():
-            raise IngestError(f"{root}: no such file or directory")
-        for folder, dirs, files in os.walk(root, followlinks=False):
-            dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-            for name in sorted(files):
-                if (
-                    name.endswith(MARKDOWN_SUFFIXES)
-                    and not name.startswith(".")
-                    and name.lower() not in NOT_DOCUMENTS
-                ):
-                    yield Path(folder) / name
+        if not given.is_dir():
+            raise IngestError(f"{given}: no such file or directory")
+        root = given.resolve()
+        site = find_site(given)
+        if site is None:
+            for path, problem in _walk(given, root):
+                yield _source(path, collection_of(path), problem)
+            continue
+        for name, folder in site.collections.items():
+            pattern = site.permalinks.get(name) if name not in overridden else None
+            for path, problem in _walk(folder, root):
+                rel = path.relative_to(folder).with_suffix("").as_posix()
+                yield _source(path, name, problem, pattern, rel)
+
+
+def _source(path: Path, collection: str, problem: str | None, permalink: str | None = None,
+            relpath: str = "") -> SourceFile:
+    problem = problem or id_problem(path.stem)
+    return SourceFile(path, collection, problem, permalink, relpath or path.stem)
+
+
+def find_files(paths: Sequence[Path]) -> Iterator[Path]:
+    """The files :func:`find_sources` finds and does not refuse."""
+    for source in find_sources(paths):
+        if source.problem is None:
+            yield source.path
 
 
 def collection_of(path: Path) -> str:
@@ -357,8 +434,14 @@ def ingest(
     progress: bool | None = None,
     prepare: callable | None = None,  # type: ignore[valid-type]
     optimize: bool = False,
+    alias_file: AliasFile | None = None,
 ) -> IngestReport:
     """Ingest every markdown file under ``paths`` into ``ix`` and report what happened.
+
+    With ``alias_file``, documents are keyed with its aliases; when it differs (content hash)
+    from the file the index was keyed with, every indexed document's tags are re-keyed first,
+    without analysing any text again (see :func:`rekey_tags`), and the index records the new
+    file.
 
     ``prepare(doc)`` may enrich a parsed document before analysis (attachments' text) and
     return an extra string folded into its content hash. With ``optimize``, the index is
@@ -378,9 +461,18 @@ def ingest(
                 "try again when it has finished"
             ) from None
     try:
+        rekeyed = None
+        if alias_file is None and vocabulary is None and folder is not None:
+            from indexer.vocabulary import alias_file_for
+
+            alias_file = alias_file_for(folder)
+        if alias_file is not None:
+            vocabulary = Vocabulary(alias_file.aliases)
+            rekeyed = sync_aliases(ix, alias_file)
         with workers_die_with_parent():
             report = _ingest(ix, paths, vocabulary, prune, batch_size, n_process, progress,
                              prepare)
+        report.rekeyed = rekeyed
         report.segments = optimize_index(ix) if optimize else consolidate_segments(ix)
         return report
     finally:
@@ -398,16 +490,21 @@ def _ingest(
     progress: bool | None,
     prepare: callable | None,  # type: ignore[valid-type]
 ) -> IngestReport:
-    vocabulary = vocabulary or Vocabulary()
+    vocabulary = vocabulary or index_vocabulary(ix)
     report = IngestReport()
     state = indexed_state(ix)
-    files = list(find_files([Path(p) for p in paths]))
+    sources = list(find_sources([Path(p) for p in paths]))
     seen: dict[str, str] = {}
     show = sys.stderr.isatty() if progress is None else progress
 
     def changed_documents() -> Iterator[tuple[Document, None]]:
         """Parse files lazily; yield only new or changed documents."""
-        for path in tqdm(files, desc="ingest", unit="file", disable=not show, file=sys.stderr):
+        for source_file in tqdm(sources, desc="ingest", unit="file", disable=not show,
+                                file=sys.stderr):
+            path = source_file.path
+            if source_file.problem is not None:
+                report.rejected.append((str(path), source_file.problem))
+                continue
             doc_id = path.stem
             if doc_id in seen:
                 report.rejected.append(
@@ -426,7 +523,11 @@ def _ingest(
                     seen[doc_id] = str(path)
                     report.rejected.append((str(path), conflict))
                     continue
-                doc = parse_text(source, doc_id, collection_of(path), str(path))
+                doc = parse_text(source, doc_id, source_file.collection, str(path))
+                if source_file.permalink:
+                    doc.url = jekyll_url(source_file.permalink, doc.collection, doc_id,
+                                         source_file.relpath, getattr(doc, "date", None),
+                                         doc.categories)
                 if prepare is not None:
                     extra = prepare(doc)
                     if extra:
@@ -578,6 +679,157 @@ def consolidate_segments(ix: Index) -> int:
     return _segment_count(ix)
 
 
+# --- re-keying tags when the alias file changes -------------------------------------------------
+
+
+def apply_alias_file(ix: Index, alias_file: AliasFile) -> int | None:
+    """:func:`sync_aliases` on its own (``serve --aliases``), as an ingest would: one at a time
+    per index."""
+    folder = getattr(ix.storage, "folder", None)
+    lock = ingest_lock(Path(folder)) if folder is not None else None
+    if lock is not None:
+        try:
+            lock.acquire(timeout=0.0)
+        except LockBusy as exc:
+            raise IngestError(
+                f"an ingest is running on this index ({exc.status.describe()}); "
+                "try again when it has finished"
+            ) from None
+    try:
+        return sync_aliases(ix, alias_file)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def index_vocabulary(ix: Index) -> Vocabulary:
+    """A vocabulary with the aliases the index's documents were keyed with."""
+    from indexer.vocabulary import aliases_of_index
+
+    return Vocabulary(aliases_of_index(getattr(ix.storage, "folder", None)))
+
+
+def sync_aliases(ix: Index, alias_file: AliasFile) -> int | None:
+    """Make the index keyed with ``alias_file``: re-key every document's tags when the index
+    was keyed with another file (or before files were recorded), then record this one.
+    Returns the number of documents re-keyed, or None when the file had not changed."""
+    folder = getattr(ix.storage, "folder", None)
+    record = index_aliases(folder)
+    if record is not None and record.get("sha256") == alias_file.sha256:
+        if record.get("path") != str(alias_file.path) and folder is not None:
+            record_index_aliases(folder, alias_file)  # same content, moved: note where
+        return None
+    count = rekey_tags(ix, Vocabulary(alias_file.aliases))
+    if folder is not None:
+        record_index_aliases(folder, alias_file)
+    if not count:
+        return None  # nothing indexed yet: nothing to re-key
+    # Recorded after the commit: a crash in between leaves the old record, and the next
+    # ingest re-keys again (re-keying is idempotent).
+    log.info("alias file %s changed: tags of %d documents re-keyed", alias_file.path, count)
+    return count
+
+
+class _RekeyedReader:
+    """A segment reader seen through a new vocabulary, for ``IndexWriter.add_reader``.
+
+    Whoosh copies a reader's stored fields, columns and postings into the writer's new
+    segment as they are; this view hands over the tag and category keys computed again from
+    each document's raw tags and categories (stored beside the keys), and everything else
+    unchanged: the analysed text's postings are copied, never produced again.
+    """
+
+    KEYED = {"tag": "tags", "category": "categories"}
+    """Keyed field → the stored field holding the raw values it is computed from."""
+
+    def __init__(self, reader: object, vocabulary: Vocabulary) -> None:
+        self._reader = reader
+        self._voc = vocabulary
+        self._keys: dict[int, dict[str, list[str]]] = {}
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._reader, name)
+
+    def _doc_keys(self, docnum: int, stored: dict | None = None) -> dict[str, list[str]]:
+        keys = self._keys.get(docnum)
+        if keys is None:
+            stored = stored if stored is not None else self._reader.stored_fields(docnum)
+            keys = {f: self._voc.keys(stored.get(raw) or []) for f, raw in self.KEYED.items()}
+            self._keys[docnum] = keys
+        return keys
+
+    def iter_docs(self) -> Iterator[tuple[int, dict]]:
+        for docnum, stored in self._reader.iter_docs():
+            keys = self._doc_keys(docnum, stored)
+            yield docnum, {**stored, **{f: ",".join(v) for f, v in keys.items()}}
+
+    def column_reader(self, fieldname: str, *args: object, **kwargs: object) -> object:
+        column = self._reader.column_reader(fieldname, *args, **kwargs)
+        if fieldname != "meta":
+            return column
+        return _RekeyedMeta(column, self)
+
+    def iter_postings(self) -> Iterator[tuple[str, bytes, int, float, bytes]]:
+        for item in self._reader.iter_postings():
+            if item[0] not in self.KEYED:
+                yield item
+        schema = self._reader.schema
+        for docnum in self._reader.all_doc_ids():
+            for fieldname, keys in self._doc_keys(docnum).items():
+                if keys:
+                    for btext, _, weight, value in schema[fieldname].index(",".join(keys)):
+                        yield fieldname, btext, docnum, weight, value
+
+
+class _RekeyedMeta:
+    """The ``meta`` column with the tag and category keys of the new vocabulary."""
+
+    def __init__(self, column: object, view: _RekeyedReader) -> None:
+        self._column = column
+        self._view = view
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._column, name)
+
+    def __getitem__(self, docnum: int) -> bytes:
+        import json
+
+        raw = self._column[docnum]
+        if not raw:
+            return raw
+        meta = json.loads(raw)
+        keys = self._view._doc_keys(docnum)
+        meta["tags"], meta["cats"] = keys["tag"], keys["category"]
+        return encode_meta(**meta)
+
+
+def rekey_tags(ix: Index, vocabulary: Vocabulary) -> int:
+    """Re-key every document's tags and categories with ``vocabulary``, in one atomic commit,
+    without analysing any text: each segment is copied through :class:`_RekeyedReader` into
+    one new segment that replaces them all. Returns the number of documents."""
+    from whoosh.writing import CLEAR
+
+    writer = open_writer(ix, timeout=BATCH_LOCK_WAIT)
+    try:
+        reader = writer.reader()
+        try:
+            count = reader.doc_count()
+            if count:
+                for leaf, _ in reader.leaf_readers():
+                    writer.add_reader(_RekeyedReader(leaf, vocabulary))
+        finally:
+            reader.close()
+        if not count:
+            writer.cancel()
+            return 0
+        writer.commit(mergetype=CLEAR)
+    except BaseException:
+        if not writer.is_closed:
+            writer.cancel()
+        raise
+    return count
+
+
 API_WRITE_WAIT = float(os.environ.get("COMMUNIQUES_WRITE_WAIT", "5"))
 """Seconds an API write waits for the write lock before giving up (503, Retry-After)."""
 FILE_MODE = 0o644
@@ -640,7 +892,7 @@ def upsert_text(
     (fields,) = analyse_documents([doc])
 
     def add(writer: IndexWriter) -> list[str]:
-        write_document(writer, doc, fields, vocabulary or Vocabulary(), API_ORIGIN,
+        write_document(writer, doc, fields, vocabulary or index_vocabulary(ix), API_ORIGIN,
                        replace=False)
         return [doc_id]
 

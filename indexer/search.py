@@ -27,11 +27,12 @@ from whoosh.searching import Searcher
 
 from indexer.analysis import STOP_WORDS, analyze, analyze_query, fold, load_in_background
 from indexer.engine import Engine, SegmentPostings
+from indexer.export import public_path
 from indexer.highlight import MatchSet, highlight, snippet
 from indexer.query import ParsedQuery, QueryError, parse_query, typo_distance
 from indexer.schema import open_index
 from indexer.snapshot import open_reader, open_searcher
-from models.vocabulary import Vocabulary
+from indexer.vocabulary import Vocabulary, aliases_of_index, index_aliases_stamp
 
 SORTS = ("relevance", "date", "-date")
 MAX_PAGE_SIZE = 100
@@ -39,6 +40,10 @@ REFRESH_SECONDS = 0.25
 """How often a request checks whether an ingest committed a new index generation."""
 MIN_COMPLETE = 5
 """Below this many documents holding every word, documents missing one word are shown too."""
+TAG_FACETS_SHOWN = 30
+"""Tag facets shown at first on the pages; the others are behind "voir plus"."""
+MAX_TAG_FACETS = 500
+"""Tag facets returned at most (a bound on the response, far above the site's vocabulary)."""
 MAX_WINDOW = 10_000
 """page × size may not reach past this: deep pages are for the export."""
 
@@ -97,6 +102,8 @@ class Hit:
     attachment_html: str = ""
     attachments: list[dict[str, str]] = field(default_factory=list)
     published: bool = True
+    tags_canonical: list[str] = field(default_factory=list)
+    """The tags as the vocabulary's labels (one spelling per tag, aliases merged)."""
 
 
 @dataclass
@@ -164,6 +171,7 @@ class SearchIndex:
         self._engine: Engine | None = None
         self._vocabulary: Vocabulary | None = None
         self._public_vocabulary: Vocabulary | None = None
+        self._aliases_stamp: tuple[int, int] | None = None
         self._checked = 0.0
 
     # --- state -------------------------------------------------------------------------------
@@ -187,14 +195,16 @@ class SearchIndex:
                 if target != self._target:
                     self.ix = open_index(Path(target))
                     self._target, swapped = target, True
-            if swapped or engine is None or not engine.up_to_date():
+            stamp = index_aliases_stamp(self._folder())
+            if (swapped or engine is None or not engine.up_to_date()
+                    or stamp != self._aliases_stamp):
                 # A new searcher, not ``refresh()``: refresh reuses segment readers and so
                 # keeps their old deletion sets (a deleted document would still be found).
                 # Pinned: this generation's files stay readable whatever later commits delete
                 # (see :mod:`indexer.snapshot`).
                 engine = Engine(open_searcher(self.ix), self._segments)
-                vocabulary = Vocabulary(self.aliases)
-                public = Vocabulary(self.aliases)
+                vocabulary = self._new_vocabulary(stamp)
+                public = self._new_vocabulary(stamp)
                 for docnum, raw in engine.raw_tags.items():
                     vocabulary.add(raw)
                     if engine.published[docnum]:
@@ -208,6 +218,18 @@ class SearchIndex:
         finally:
             self._lock.release()
         return engine
+
+    def _folder(self) -> str | None:
+        return getattr(self.ix.storage, "folder", None)
+
+    def _new_vocabulary(self, stamp: tuple[int, int] | None) -> Vocabulary:
+        """The vocabulary tags are read with: the aliases given, else those the index's
+        documents were keyed with (recorded in the index folder, see
+        :mod:`indexer.vocabulary`), so that filters and labels agree with the stored keys."""
+        self._aliases_stamp = stamp
+        if self.aliases is not None:
+            return Vocabulary(self.aliases)
+        return Vocabulary(aliases_of_index(self._folder()))
 
     def _preload(self, engine: Engine) -> None:
         """Read the longest posting lists in the background (see :meth:`Engine.preload`)."""
@@ -381,17 +403,23 @@ class SearchIndex:
 
     # --- hits --------------------------------------------------------------------------------
 
-    @staticmethod
-    def _record(f: dict[str, Any], score: float | None = None) -> dict[str, Any]:
+    def _record(self, f: dict[str, Any], score: float | None = None) -> dict[str, Any]:
+        """A document as every output shows it: ``tags`` as the editors wrote them and
+        ``tags_canonical`` as the vocabulary's labels; the source path relative to the corpus
+        root (never the server's path)."""
+        raw_tags = list(f.get("tags", []))
+        voc = self.vocabulary
+        collection = f.get("collection", "")
         out = {
             "id": f["id"],
-            "path": f.get("path", ""),
+            "path": public_path(f.get("path", ""), collection),
             "url": f.get("url", ""),
             "title": f.get("title", ""),
             "date": f.get("date_iso", ""),
-            "tags": list(f.get("tags", [])),
+            "tags": raw_tags,
+            "tags_canonical": [voc.label(k) for k in voc.keys(raw_tags)],
             "categories": list(f.get("categories", [])),
-            "collection": f.get("collection", ""),
+            "collection": collection,
             "published": bool(f.get("published", True)),
             "attachments": list(f.get("attachments", [])),
             "attachment_urls": [a.get("url") or a.get("path", "")
@@ -417,14 +445,22 @@ class SearchIndex:
             tags=rec["tags"], collection=rec["collection"], score=rec["score"],
             attachment_html=attachment_html, attachments=rec["attachments"],
             published=rec["published"],
+            tags_canonical=rec["tags_canonical"],
         )
 
     def _facets(self, engine: Engine, docnums: np.ndarray,
                 drafts: bool = False) -> dict[str, list[FacetValue]]:
+        """Facet counts; every tag of the matches (the pages show the first
+        :data:`TAG_FACETS_SHOWN` and the rest behind "voir plus"), as its canonical label."""
         raw = engine.facets(docnums)
         voc = self.vocabulary_for(drafts)
+        sel = np.zeros(engine.n, dtype=np.int32)
+        sel[docnums] = 1
+        counts = np.asarray(engine.tags.T @ sel).ravel()
+        order = np.argsort(-counts, kind="stable")[:MAX_TAG_FACETS]
+        tag_facets = [(engine.tag_names[i], int(counts[i])) for i in order if counts[i] > 0]
         return {
-            "tag": [FacetValue(k, voc.label(k), c) for k, c in raw["tag"]],
+            "tag": [FacetValue(k, voc.label(k), c) for k, c in tag_facets],
             "collection": [FacetValue(k, k, c) for k, c in raw["collection"]],
             "year": [FacetValue(k, year_label(k), c) for k, c in raw["year"]],
         }

@@ -42,9 +42,16 @@ class _UsageError(Exception):
 
 
 def _aliases(args: argparse.Namespace) -> dict[str, list[str]]:
-    """The alias file named by ``--aliases``, else the default one."""
-    from models.vocabulary import VocabularyError, load_aliases
+    """The alias file named by ``--aliases``, else the one the index (``--index``, else the
+    default index) was keyed with, else the packaged one."""
+    from indexer.schema import default_index_dir
+    from indexer.vocabulary import VocabularyError, index_aliases, load_aliases
 
+    if args.aliases is None:
+        index = getattr(args, "index", None) or default_index_dir()
+        record = index_aliases(index)
+        if record is not None:
+            return {str(k): [str(a) for a in v] for k, v in record["aliases"].items()}
     if args.aliases is not None and not args.aliases.is_file():
         raise _UsageError(f"{args.aliases}: no such alias file")
     try:
@@ -286,7 +293,7 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--model", type=Path, default=None, metavar="FILE",
                    help="model file to write (default: $COMMUNIQUES_MODEL or var/model.pkl)")
     p.add_argument("--aliases", type=Path, default=None, metavar="FILE",
-                   help="tag alias file (default: corpus/tag-aliases.yaml)")
+                   help="tag alias file (default: the one the index was keyed with)")
     p.add_argument("--feedback", type=Path, default=None, metavar="FILE",
                    help="editors' feedback log (JSONL) to learn from")
     p.add_argument("--min-count", type=int, default=2, metavar="N",

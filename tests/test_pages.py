@@ -356,7 +356,7 @@ def test_archives_explains_the_syntax_and_exports_the_query(live_server: str) ->
     api = api_search(live_server, q="numérique", date_from="2019-01-01", date_to="2021-12-31")
     assert p.text_of["result-count"].startswith(f"{api['total']} résultat")
     exports = [a["href"] for t, a in p.elements if t == "a" and a.get("href", "").startswith("/api/export?")]
-    assert len(exports) == 2
+    assert len(exports) == 4  # csv, csv-excel, xlsx, jsonl
     for href in exports:
         params = parse_qs(urlparse(href).query)
         assert params["q"] == ["numérique"] and params["date_from"] == ["2019-01-01"]

@@ -32,14 +32,14 @@ def test_inflections_elisions_accents(sample_index: Path, capsys: pytest.Capture
     hits = search(sample_index, capsys, query + " ")
     assert hits, query
     top = hits[0]
-    assert "<mark>" in top["title_html"] + top["snippet"]
-    marked = (top["title_html"] + top["snippet"]).lower()
+    assert "<mark>" in top["title_html"] + top["snippet_html"]
+    marked = (top["title_html"] + top["snippet_html"]).lower()
     assert word.lower() in marked
 
 
 def test_hit_shape(sample_index: Path, capsys: pytest.CaptureFixture[str]) -> None:
     hit = search(sample_index, capsys, "cloud")[0]
-    assert {"id", "path", "title", "date", "tags", "score", "snippet"} <= set(hit)
+    assert {"id", "path", "title", "date", "tags", "score", "snippet_html"} <= set(hit)
 
 
 def test_known_items_of_the_sample_corpus(sample_index: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from typing import Annotated
 
 import anyio
@@ -11,14 +10,13 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from pydantic import BaseModel
 
 from indexer.document import DocumentError, decode_source
+from indexer.ids import ID_MAX, ID_RE
 from indexer.ingest import WriteLockBusy, WriteResult, delete_document, upsert_text
 from service.auth import Caller, require_writer
 from service.context import AppContext, get_context
 
 router = APIRouter(prefix="/api/documents", tags=["documents"])
 
-ID_PATTERN = r"[A-Za-z0-9][A-Za-z0-9._\-]{0,199}"
-"""Matched whole (``fullmatch``: ``$`` would let a final newline through)."""
 COLLECTION_PATTERN = r"^[a-z0-9][a-z0-9_\-]{0,49}$"
 
 
@@ -38,6 +36,7 @@ class DocumentOut(BaseModel):
     title: str
     date: str
     tags: list[str]
+    tags_canonical: list[str] = []
     categories: list[str]
     collection: str
     published: bool
@@ -53,6 +52,7 @@ class SimilarOut(BaseModel):
     url: str
     date: str
     tags: list[str]
+    tags_canonical: list[str] = []
     collection: str
     score: float
 
@@ -64,10 +64,11 @@ class WriteOut(BaseModel):
 
 
 def _check_id(doc_id: str) -> None:
-    if not re.fullmatch(ID_PATTERN, doc_id):
+    if ID_RE.fullmatch(doc_id) is None:  # whole: ``$`` would let a final newline through
         raise HTTPException(
             status_code=422,
-            detail=f"id: {doc_id[:50]!r} must be letters, digits, '.', '_' or '-' (1–200)",
+            detail=f"id: {doc_id[:50]!r} must be letters, digits, '.', '_' or '-' "
+                   f"(1–{ID_MAX}, starting with a letter or a digit)",
         )
 
 

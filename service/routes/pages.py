@@ -28,6 +28,7 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
+from indexer.ids import ID_MAX
 from indexer.query import MAX_QUERY_LENGTH, QueryError
 from indexer.search import MAX_WINDOW, SearchError, SearchRequest, SearchResult, year_label
 from models.vocabulary import tag_key as plain_tag_key
@@ -388,16 +389,17 @@ def search_page(request: Request, ctx: Ctx, viewer: PageViewer) -> HTMLResponse:
 
 @router.get("/documents/{doc_id}", response_class=HTMLResponse)
 def document_page(doc_id: str, request: Request, ctx: Ctx, viewer: PageViewer) -> HTMLResponse:
-    doc = ctx.search.document(doc_id, drafts=viewer.drafts) if len(doc_id) <= 200 else None
+    doc = ctx.search.document(doc_id, drafts=viewer.drafts) if len(doc_id) <= ID_MAX else None
     if doc is None:
         return render(request, "not_found.html", status_code=404,
-                      page_title="Document introuvable", doc_id=doc_id[:200])
+                      page_title="Document introuvable", doc_id=doc_id[:ID_MAX])
     similar = ctx.search.similar(doc_id, limit=5, drafts=viewer.drafts) or []
     public_url = doc["url"] if re.match(r"^https?://", doc.get("url", "")) else ""
     return render(
         request, "document.html", section="search", page_title=doc["title"], doc=doc,
         body=paragraphs(doc["body"]), similar=similar, public_url=public_url,
-        tag_links=[(t, "/?" + urlencode([("tag", tag_key(ctx, t))])) for t in doc["tags"]],
+        tag_links=[(t, "/?" + urlencode([("tag", tag_key(ctx, t))]))
+                   for t in doc.get("tags_canonical") or doc["tags"]],
     )
 
 
@@ -436,7 +438,7 @@ def archives_page(request: Request, ctx: Ctx, viewer: PageViewer) -> HTMLRespons
     export_params = [(k, v) for k, v in pq.params() if k != "page"]
     exports = {
         fmt: "/api/export?" + urlencode([*export_params, ("format", fmt)])
-        for fmt in ("csv", "jsonl")
+        for fmt in ("csv", "csv-excel", "xlsx", "jsonl")
     }
     return render(
         request, "archives.html", status_code=400 if error else 200, section="archives",

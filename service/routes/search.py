@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
-import io
-import json
-from collections.abc import Iterator
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
+from indexer.export import FORMATS, check_fields, file_chunks, stream, xlsx_file
 from indexer.query import MAX_QUERY_LENGTH, QueryError
 from indexer.search import MAX_PAGE_SIZE, SearchError, SearchRequest
 from service.auth import Caller
@@ -31,6 +28,7 @@ class HitOut(BaseModel):
     attachment_html: str = ""
     date: str
     tags: list[str]
+    tags_canonical: list[str] = []
     collection: str
     score: float
     published: bool = True
@@ -119,64 +117,33 @@ def autocomplete(
     return AutocompleteOut(q=q, completions=[Completion(**i) for i in items])
 
 
-EXPORT_FIELDS = ["id", "title", "date", "collection", "tags", "categories", "url", "path",
-                 "published", "attachments", "attachment_urls", "score"]
-
-
-def _csv_value(value: object) -> str:
-    if isinstance(value, list):
-        return " | ".join(
-            (v.get("name") or v.get("path", "")) if isinstance(v, dict) else str(v) for v in value
-        )
-    return "" if value is None else str(value)
-
-
-def _stream(records: Iterator[dict], fmt: str, fields: list[str]) -> Iterator[str]:
-    if fmt == "jsonl":
-        for rec in records:
-            yield json.dumps({f: rec.get(f) for f in fields}, ensure_ascii=False) + "\n"
-        return
-    buf = io.StringIO()
-    writer = csv.writer(buf)
-    writer.writerow(fields)
-    for i, rec in enumerate(records):
-        writer.writerow([_csv_value(rec.get(f)) for f in fields])
-        if i % 200 == 199:
-            yield buf.getvalue()
-            buf.seek(0)
-            buf.truncate()
-    yield buf.getvalue()
-
-
 @router.get("/export", response_class=StreamingResponse, responses={200: {
-    "description": "every match, as CSV or JSON lines (``format``)",
+    "description": "every match: CSV (UTF-8 with BOM, ``,``), CSV for French spreadsheets "
+                   "(``csv-excel``: ``;``), XLSX or JSON lines (``format``)",
     "content": {"text/csv": {"schema": {"type": "string"}},
+                FORMATS["xlsx"][0]: {"schema": {"type": "string", "format": "binary"}},
                 "application/x-ndjson": {"schema": {"type": "string"}}},
 }})
 def export(
     req: Annotated[SearchRequest, Depends(search_request)],
     ctx: Annotated[AppContext, Depends(get_context)],
-    format: Literal["csv", "jsonl"] = "csv",  # noqa: A002 - the public parameter name
+    format: Literal["csv", "csv-excel", "xlsx", "jsonl"] = "csv",  # noqa: A002 - public name
     fields: Annotated[str | None, Query(max_length=500, description="comma-separated fields")] = None,
 ) -> StreamingResponse:
-    """Every match of the query, streamed as CSV or JSON lines; no page limit."""
-    chosen = EXPORT_FIELDS
-    if fields:
-        chosen = [f.strip() for f in fields.split(",") if f.strip()]
-        unknown = [f for f in chosen if f not in EXPORT_FIELDS]
-        if unknown:
-            raise HTTPException(
-                status_code=400,
-                detail=f"fields: unknown {', '.join(unknown)}; choose from {', '.join(EXPORT_FIELDS)}",
-            )
+    """Every match of the query, streamed; no page limit. Cells that a spreadsheet would run
+    as formulas are neutralised (see :mod:`indexer.export`)."""
     try:
+        chosen = check_fields(fields)
         records = ctx.search.export(req)
-    except (QueryError, SearchError) as exc:
+    except (QueryError, SearchError, ValueError) as exc:
         raise _bad_request(exc) from None
-    media = "text/csv; charset=utf-8" if format == "csv" else "application/x-ndjson"
-    name = f"communiques-export.{format}"
+    media, extension = FORMATS[format]
+    name = f"communiques-export.{extension}"
+    # XLSX is complete before its first byte leaves (see indexer.export.xlsx_file).
+    body = file_chunks(xlsx_file(records, chosen)) if format == "xlsx" else stream(
+        records, format, chosen)
     return StreamingResponse(
-        _stream(records, format, chosen), media_type=media,
+        body, media_type=media,
         headers={"Content-Disposition": f'attachment; filename="{name}"'},
     )
 

@@ -25,6 +25,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Field, ValidationError, ValidationInfo, field_validator
 
+from indexer.ids import ID_RE
 from models.feedback import MAX_TEXT_CHARS, FeedbackError, FeedbackFull, FeedbackStore
 from models.store import ModelError, ModelInfo, load_model
 from models.suggester import Draft, TagSuggester
@@ -38,7 +39,7 @@ MAX_TITLE_CHARS = 1_000
 MAX_BODY_BYTES = 4 * MAX_TEXT_CHARS + 64 * 1024
 """A 100,000-character text in UTF-8 with JSON escapes, plus the other fields."""
 CACHE_KEY = "tags.model"
-ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,199}$"
+ID_PATTERN = f"^{ID_RE.pattern}$"
 
 
 # --- request and response models ---------------------------------------------------------------
@@ -194,15 +195,17 @@ def current_model(ctx: AppContext) -> _Loaded | None:
 
 def require_model(ctx: AppContext) -> _Loaded:
     """The model, or 503 with what to run."""
+    path = ctx.settings.model_path
     try:
         loaded = current_model(ctx)
     except ModelError as exc:
-        raise HTTPException(status_code=503, detail=f"tag model unusable: {exc}") from None
+        # The server's own paths stay out of responses: the file is named, not its folder.
+        detail = str(exc).replace(str(path), path.name)
+        raise HTTPException(status_code=503, detail=f"tag model unusable: {detail}") from None
     if loaded is None:
-        path = ctx.settings.model_path
         raise HTTPException(
             status_code=503,
-            detail=f"no tag model at {path}: run `communiques train --corpus PATH --model {path}`",
+            detail=f"no tag model ({path.name}): run `communiques train --corpus PATH --model FILE`",
         )
     return loaded
 

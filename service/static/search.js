@@ -212,9 +212,10 @@
     snippet.innerHTML = hit.snippet_html; // escaped by the core; only <mark> added
     li.appendChild(snippet);
 
-    if (hit.tags && hit.tags.length) {
+    var shownTags = (hit.tags_canonical && hit.tags_canonical.length) ? hit.tags_canonical : hit.tags;
+    if (shownTags && shownTags.length) {
       var tags = el("ul", { className: "tag-list", "aria-label": "Étiquettes" });
-      hit.tags.forEach(function (t) { tags.appendChild(el("li", { className: "tag" }, t)); });
+      shownTags.forEach(function (t) { tags.appendChild(el("li", { className: "tag" }, t)); });
       li.appendChild(tags);
     }
     return li;
@@ -337,7 +338,7 @@
       shown.forEach(function (f) { ul.appendChild(facetItem(name, f)); });
       if (name === "tag" && values.length > TAG_FACETS_SHOWN) {
         var details = el("details", { className: "facet-more" });
-        details.appendChild(el("summary", {}, "Autres étiquettes (" + (values.length - TAG_FACETS_SHOWN) + ")"));
+        details.appendChild(el("summary", {}, "Voir plus d’étiquettes (" + (values.length - TAG_FACETS_SHOWN) + ")"));
         var more = el("ul", { className: "facet-list" });
         values.slice(TAG_FACETS_SHOWN).forEach(function (f) { more.appendChild(facetItem(name, f)); });
         details.appendChild(more);
