@@ -164,7 +164,7 @@ def odd_index(tmp_path_factory: pytest.TempPathFactory) -> Path:
 _counter = itertools.count()
 
 
-@settings(max_examples=60, **HYPOTHESIS)
+@settings(max_examples=40, **HYPOTHESIS)
 @given(files=st.lists(front_matters(), min_size=1, max_size=3))
 def test_ingest_never_fails_on_odd_values(odd_index: Path,
                                           files: list[tuple[str, list[str]]]) -> None:
@@ -261,7 +261,7 @@ class Readers:
 _accepted: list[str] = []
 
 
-@settings(max_examples=40, **HYPOTHESIS)
+@settings(max_examples=25, **HYPOTHESIS)
 @given(doc=front_matters())
 def test_put_never_answers_5xx_on_odd_values(writable: str, doc: tuple[str, list[str]]) -> None:
     text, fields = doc
