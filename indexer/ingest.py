@@ -666,9 +666,10 @@ def consolidate_segments(ix: Index) -> int:
     """After an ingest, keep the segments few without rewriting the whole index; returns the
     number of segments after.
 
-    Whoosh's own policy merges only small segments at each commit: a 10,000-document ingest
-    in batches of 256 leaves about 12, and the search box pays for each cold word once per
-    segment. Beyond :data:`MAX_SEGMENTS`, every segment but the largest is merged into one:
+    Merges after each batch keep segments of like sizes few (:data:`MERGE_TIERS`), but an
+    ingest may still leave several, and the search box pays for each cold word once per
+    segment. Beyond :data:`MAX_SEGMENTS`, every segment but the largest is merged into one
+    (outside the write lock, :func:`indexer.segments.merge_segments`):
     a first big ingest is mostly rewritten once, a small daily ingest into a large index
     rewrites only the small segments.
     """

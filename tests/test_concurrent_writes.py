@@ -209,7 +209,7 @@ def test_moving_a_document_removes_its_old_file(writable, tmp_path: Path) -> Non
     url, _, documents = writable
     for coll in ("communiques", "actualites"):
         r = httpx.put(f"{url}/api/documents/demenage", params={"collection": coll},
-                      content=_doc(f"Dans {coll}"), headers=AUTH, timeout=30)
+                      content=_doc(f"Dans {coll}"), headers=AUTH, timeout=120)
         assert r.status_code == 200, r.text
     assert sorted(p.relative_to(documents).as_posix() for p in documents.rglob("*.md")) == [
         "actualites/demenage.md"]
@@ -232,7 +232,7 @@ def test_api_edits_win_over_another_folder(writable, tmp_path: Path) -> None:  #
     first = ingest(ix, [corpus.parent], progress=False)
     assert sorted(first.added) == ["autre", "edite"]
     r = httpx.put(f"{url}/api/documents/edite", content=_doc("Version éditée en ligne"),
-                  headers=AUTH, timeout=30)
+                  headers=AUTH, timeout=120)
     assert r.status_code == 200 and r.json()["status"] == "updated", r.text
     (corpus / "edite.md").write_bytes(_doc("Version du dépôt, retouchée"))
     again = ingest(ix, [corpus.parent], progress=False)
@@ -259,10 +259,10 @@ def test_a_write_waiting_for_the_lock_never_freezes_its_worker(writable) -> None
         with cf.ThreadPoolExecutor(8) as pool:
             t0 = time.monotonic()
             puts = [pool.submit(httpx.put, f"{url}/api/documents/attend-{i}",
-                                content=_doc(f"Attente {i}"), headers=AUTH, timeout=30)
+                                content=_doc(f"Attente {i}"), headers=AUTH, timeout=120)
                     for i in range(4)]
             deletes = [pool.submit(httpx.delete, f"{url}/api/documents/attend-x",
-                                   headers=AUTH, timeout=30)]
+                                   headers=AUTH, timeout=120)]
             time.sleep(0.3)
             slowest = (0.0, "")
             with httpx.Client(base_url=url, timeout=10) as client:
@@ -278,7 +278,7 @@ def test_a_write_waiting_for_the_lock_never_freezes_its_worker(writable) -> None
     finally:
         lock.release()
     assert waited >= 6, "the writes did not wait for the lock"
-    assert slowest[0] < 3.0, f"a read took {slowest[0]:.2f} s while writes waited ({slowest[1]})"
+    assert slowest[0] < 5.0, f"a read took {slowest[0]:.2f} s while writes waited ({slowest[1]})"
     for r in answers:
         assert r.status_code == 503 and r.headers.get("retry-after"), (r.status_code, r.text)
         assert "locked" in r.json()["detail"]
