@@ -60,6 +60,9 @@ def test_archivist_signs_in_and_sees_drafts(browser: object, signin_server: str,
         assert page.locator(".badge-draft").first.text_content().strip() == "Brouillon"
         open_menu(page, width)
         assert "Connecté : archiviste" in page.locator(".account").filter(visible=True).inner_text()
+        if width < 992:
+            page.keyboard.press("Escape")  # close the menu
+            page.locator("#menu-principal").wait_for(state="hidden")
         tab.shot(f"signin-archivist-{width}")
         (cookie,) = [c for c in tab.context.cookies() if c["name"] == "communiques_session"]
         assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
