@@ -15,6 +15,7 @@ Prints p50 / p95 / max; the target is p95 ≤ 100 ms.
 from __future__ import annotations
 
 import argparse
+import itertools
 import random
 import re
 import subprocess
@@ -92,16 +93,22 @@ def main() -> None:
     parser.add_argument("--words", type=int, default=40, help="queries typed letter by letter")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--delay", type=int, default=120, help="ms between keys")
+    parser.add_argument("--workdir", type=Path, default=None,
+                        help="keep the corpus and index here, and reuse them when present")
     args = parser.parse_args()
     from playwright.sync_api import sync_playwright
 
     with tempfile.TemporaryDirectory(prefix="bench-browser-") as tmp:
-        corpus, index = Path(tmp) / "corpus", Path(tmp) / "index"
+        work = args.workdir or Path(tmp)
+        corpus, index = work / "corpus", work / "index"
         t = time.perf_counter()
-        generate(corpus, args.docs)
-        build_light_index(corpus, index, optimize=True)
-        print(f"corpus of {args.docs:,} documents indexed in {time.perf_counter() - t:.0f} s")
-        docs = [parse_file(p) for p in find_files([corpus])[:2000]]
+        if not (index / "done").exists():
+            generate(corpus, args.docs)
+            build_light_index(corpus, index, optimize=True)
+            (index / "done").touch()
+        print(f"corpus of {args.docs:,} documents indexed in {time.perf_counter() - t:.0f} s",
+              flush=True)
+        docs = [parse_file(p) for p in itertools.islice(find_files([corpus]), 2000)]
         queries = words_to_type(docs, args.words)
         proc, base = serve(index, args.workers)
         latencies: list[float] = []
