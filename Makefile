@@ -9,7 +9,13 @@ PORT ?= 8000
 
 .PHONY: setup run index model test lint clean browser reliability
 
-setup: $(VENV)/.installed
+setup: $(VENV)/.installed node_modules/.installed
+
+# The State design system (DSFR) and axe-core, pinned in package-lock.json; their install
+# scripts are not run (the DSFR's only checks for a project configuration file).
+node_modules/.installed: package.json package-lock.json
+	npm ci --ignore-scripts --no-audit --no-fund
+	touch $@
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -48,4 +54,4 @@ reliability: setup
 	$(PY) -m bench.poisoning --posts 66 --big 200
 
 clean:
-	rm -rf var .pytest_cache
+	rm -rf var .pytest_cache node_modules

@@ -508,6 +508,16 @@ class SearchIndex:
                    attachment_text=f.get("attachment", ""))
         return rec
 
+    def source_file(self, doc_id: str, drafts: bool = False) -> str | None:
+        """The server's path of a document's markdown file (for rendering its page), never
+        shown to a caller; None when unknown or hidden from this caller."""
+        engine = self.engine()
+        docnum = engine.id_to_docnum.get(doc_id)
+        if docnum is None or not (drafts or engine.published[docnum]):
+            return None
+        path = engine.stored_fields(docnum).get("path", "")
+        return path[4:] if path.startswith("api:") else path
+
     def similar(self, doc_id: str, limit: int = 5,
                 drafts: bool = False) -> list[dict[str, Any]] | None:
         """More like this: the document's most distinctive analysed terms, searched in the

@@ -27,6 +27,12 @@ def signin_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     server.stop()
 
 
+def open_menu(page: object, width: int) -> None:
+    if width < 992:
+        page.get_by_role("button", name="Menu").click()  # type: ignore[attr-defined]
+        page.locator("#menu-principal").wait_for(state="visible")  # type: ignore[attr-defined]
+
+
 @pytest.mark.parametrize("width", [375, 1280])
 def test_archivist_signs_in_and_sees_drafts(browser: object, signin_server: str,  # noqa: F811
                                             width: int) -> None:
@@ -39,6 +45,7 @@ def test_archivist_signs_in_and_sees_drafts(browser: object, signin_server: str,
         assert page.locator(".badge-draft").count() == 0
         tab.shot(f"signin-public-{width}")
 
+        open_menu(page, width)  # on phones the account block is in the DSFR's menu
         page.get_by_role("link", name="Se connecter").click()
         page.wait_for_url("**/connexion**")
         page.get_by_label("Clé d’accès").fill("une-mauvaise-cle")
@@ -51,7 +58,11 @@ def test_archivist_signs_in_and_sees_drafts(browser: object, signin_server: str,
         hit = page.locator(f'#results a[href="/documents/{DRAFT_ID}"]')
         hit.wait_for()
         assert page.locator(".badge-draft").first.text_content().strip() == "Brouillon"
-        assert "Connecté : archiviste" in page.locator(".account").inner_text()
+        open_menu(page, width)
+        assert "Connecté : archiviste" in page.locator(".account").filter(visible=True).inner_text()
+        if width < 992:
+            page.keyboard.press("Escape")  # close the menu
+            page.locator("#menu-principal").wait_for(state="hidden")
         tab.shot(f"signin-archivist-{width}")
         (cookie,) = [c for c in tab.context.cookies() if c["name"] == "communiques_session"]
         assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
@@ -61,6 +72,7 @@ def test_archivist_signs_in_and_sees_drafts(browser: object, signin_server: str,
         page.wait_for_url(f"**/documents/{DRAFT_ID}")
         assert "Brouillon" in page.locator(".kicker").text_content()
 
+        open_menu(page, width)
         page.get_by_role("button", name="Se déconnecter").click()
         page.goto("/?q=formulaires%20plus%20clairs")
         assert DRAFT_ID not in page.content()

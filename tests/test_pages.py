@@ -104,7 +104,7 @@ def result_ids(p: Page) -> list[str]:
 
 
 def result_titles(html: str) -> list[str]:
-    return re.findall(r'<h3 class="result-title"><a href="/documents/[^"]+">(.*?)</a></h3>', html)
+    return re.findall(r'<h3 class="[^"]*\bresult-title"><a href="/documents/[^"]+">(.*?)</a></h3>', html)
 
 
 PAGES = ["/", "/?q=cloud", f"/documents/{DOC_ID}", "/editeur", "/archives",
@@ -130,7 +130,7 @@ def test_every_page_is_french_accessible_and_has_a_strict_csp(live_server: str, 
     assert not [a for _, a in p.elements if "style" in a or any(k.startswith("on") for k in a)]
     for t, a in p.elements:
         if t == "script":
-            assert a["src"].startswith("/static/")
+            assert a["src"].startswith(("/static/", "/dsfr/"))
     # every field has a label
     labelled = {a.get("for") for a in p.all("label")}
     for t, a in p.elements:
@@ -217,7 +217,7 @@ def test_suggestion_is_a_link_and_the_empty_state_shows(live_server: str) -> Non
 
     r, empty = page(live_server, "/", q="zzzyyyxxx qqqwwweee ")
     assert empty.text_of["result-count"].startswith("Aucun résultat")
-    assert 'id="empty-state" class="empty-state">' in r.text  # not hidden
+    assert 'id="empty-state" class="fr-callout empty-state">' in r.text  # not hidden
     assert "Aucun document ne correspond" in empty.text_of["empty-state"]
 
 
@@ -276,7 +276,8 @@ def test_hostile_document_is_escaped_everywhere(live_server: str) -> None:
             html = resp.text
             assert "<img" not in html and "<script>alert" not in html and "<i>cat" not in html
             assert "&lt;img src=x onerror=alert(1)&gt;" in html
-            assert "<b>paragraphe" not in html
+            if not path.startswith("/documents/"):  # a document's body keeps harmless markup
+                assert "<b>paragraphe" not in html
         _, p = page(live_server, "/", q="frobnitz")
         assert "&lt;script&gt;alert(2)&lt;/script&gt;" in get(live_server, "/", q="frobnitz").text
         _, doc = page(live_server, "/documents/pages-hostile-frobnitz")
@@ -290,9 +291,9 @@ def test_document_page(live_server: str) -> None:
     r, p = page(live_server, f"/documents/{DOC_ID}")
     assert p.text_of["doc-title"] == api["title"]
     assert api["chapeau"] in r.text.replace("&#39;", "'")
-    paragraphs = [x for x in api["body"].split("\n\n") if x.strip()]
+    # the body is the source's markdown rendered (tests/test_pages_dsfr.py checks the markup)
     body = r.text.split('class="doc-body"')[1].split("</div>")[0]
-    assert body.count("<p>") == len(paragraphs)
+    assert body.count("<p>") >= 1 and "{:" not in body
     assert "7 novembre 2023" in r.text
     tag_links = [a["href"] for t, a in p.elements if t == "a" and "tag-link" in a.get("class", "")]
     assert len(tag_links) == len(api["tags"]) and all(h.startswith("/?tag=") for h in tag_links)

@@ -16,11 +16,12 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import math
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import parse_qs, quote, unquote, urlencode
+from urllib.parse import parse_qs, quote, unquote, urlencode, urlparse
 from xml.sax.saxutils import escape as xml_escape
 
 import jinja2
@@ -42,10 +43,17 @@ from service.auth import (
     session_token,
 )
 from service.context import AppContext, get_context
+from service.markup import read_source
 
 SERVICE_DIR = Path(__file__).resolve().parent.parent
 TEMPLATES_DIR = SERVICE_DIR / "templates"
 STATIC_DIR = SERVICE_DIR / "static"
+DSFR_DIR = Path(os.environ.get("COMMUNIQUES_DSFR_DIR")
+                or SERVICE_DIR.parent / "node_modules" / "@gouvfr" / "dsfr" / "dist")
+"""The State design system's files (npm ``@gouvfr/dsfr``, installed by ``npm ci``), served
+by the service itself under ``/dsfr/``: no CDN, so the strict CSP holds."""
+DEFAULT_SITE_URL = "https://www.numerique.gouv.fr"
+"""Where the documents are published, for links and canonical URLs (``COMMUNIQUES_SITE_URL``)."""
 
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -67,6 +75,12 @@ MONTHS = ("janvier", "février", "mars", "avril", "mai", "juin", "juillet", "ao�
 _COLLECTION = re.compile(r"^[a-z0-9][a-z0-9_\-]{0,49}$")
 _STATIC_NAME = re.compile(r"^[a-z0-9][a-z0-9\-]*\.(?:js|css)$")
 STATIC_TYPES = {".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8"}
+DSFR_TYPES = {
+    ".css": "text/css; charset=utf-8", ".js": "text/javascript; charset=utf-8",
+    ".woff2": "font/woff2", ".woff": "font/woff", ".svg": "image/svg+xml", ".png": "image/png",
+    ".ico": "image/x-icon", ".webmanifest": "application/manifest+json",
+}
+_DSFR_PATH = re.compile(r"^(?:[A-Za-z0-9][A-Za-z0-9_.\-]*/)*[A-Za-z0-9][A-Za-z0-9_.\-]*$")
 
 router = APIRouter(include_in_schema=False)
 
@@ -114,6 +128,35 @@ def collection_label(value: str) -> str:
     return COLLECTION_LABELS.get(value, value)
 
 
+def french_datetime(value: str) -> str:
+    """``2024-06-06T09:30:00+02:00`` → ``6 juin 2024 à 9 h 30`` (the day alone at midnight)."""
+    day = french_date(value)
+    try:
+        moment = dt.datetime.fromisoformat(value)
+    except (TypeError, ValueError):
+        return day
+    if len(value) <= 10 or (moment.hour, moment.minute) == (0, 0):
+        return day
+    return f"{day} à {moment.hour} h {moment.minute:02d}" if moment.minute else f"{day} à {moment.hour} h"
+
+
+def site_url() -> str:
+    return (os.environ.get("COMMUNIQUES_SITE_URL") or DEFAULT_SITE_URL).rstrip("/")
+
+
+def public_link(url: str) -> str:
+    """A document's or attachment's address on the public site, absolute."""
+    if re.match(r"^https?://", url or ""):
+        return url
+    if not url:
+        return ""
+    return site_url() + ("" if url.startswith("/") else "/") + url
+
+
+def dsfr_url(name: str) -> str:
+    return f"/dsfr/{name}"
+
+
 def paragraphs(text: str) -> list[str]:
     """Body text (blank-line separated) → paragraphs, single newlines kept as spaces."""
     return [" ".join(p.split()) for p in re.split(r"\n\s*\n", text or "") if p.strip()]
@@ -147,7 +190,9 @@ env.filters["french_date"] = french_date
 env.filters["collection_label"] = collection_label
 env.filters["file_size"] = file_size
 env.filters["file_name"] = file_name
+env.filters["french_datetime"] = french_datetime
 env.globals["static_url"] = static_url
+env.globals["dsfr_url"] = dsfr_url
 env.globals["SORT_LABELS"] = SORT_LABELS
 templates = Jinja2Templates(env=env)
 
@@ -280,6 +325,10 @@ def run_search(ctx: AppContext, pq: PageQuery, size: int,
     """The core's search, or the reason it refused the request (shown on the page)."""
     if pq.page * size > MAX_WINDOW:
         pq.page = MAX_WINDOW // size
+    if pq.date_from and pq.date_to and pq.date_from > pq.date_to:
+        return None, (f"la date de début ({french_date(pq.date_from)}) est postérieure à la date "
+                      f"de fin ({french_date(pq.date_to)}). Inversez-les ou corrigez l’une "
+                      "des deux.")
     try:
         return ctx.search.search(pq.request(size, drafts)), ""
     except (QueryError, SearchError) as exc:
@@ -304,7 +353,8 @@ def page_numbers(current: int, last: int) -> list[int | None]:
 def results_context(base: str, pq: PageQuery, result: SearchResult | None, size: int) -> dict[str, Any]:
     """What the results, facets and pagination partials need, links included."""
     if result is None:
-        return {"result": None, "facets": {}, "active_filters": [], "pagination": None}
+        return {"result": None, "facets": {}, "active_filters": [], "pagination": None,
+                "past_last": None}
     labels = {f.value: f.label for f in result.facets.get("tag", [])}
     facets: dict[str, list[dict[str, Any]]] = {}
     for name, values in result.facets.items():
@@ -354,8 +404,11 @@ def results_context(base: str, pq: PageQuery, result: SearchResult | None, size:
             "next": pq.url(base, page=pq.page + 1) if pq.page < last else "",
             "pages": [(n, pq.url(base, page=n) if n else "") for n in page_numbers(pq.page, last)],
         }
+    past_last = None
+    if result.total and not result.hits and pq.page > last:
+        past_last = {"page": pq.page, "last": last, "href": pq.url(base, page=last)}
     return {"result": result, "facets": facets, "active_filters": active_filters,
-            "pagination": pagination}
+            "pagination": pagination, "past_last": past_last}
 
 
 def count_text(total: int, q: str) -> str:
@@ -371,19 +424,36 @@ def count_text(total: int, q: str) -> str:
 # --- pages -----------------------------------------------------------------------------------
 
 
-@router.get("/", response_class=HTMLResponse)
-def search_page(request: Request, ctx: Ctx, viewer: PageViewer) -> HTMLResponse:
-    """The search box: results rendered here for the no-JS form, then updated as you type."""
+def search_context(request: Request, ctx: AppContext, viewer: Viewer) -> dict[str, Any]:
+    """Everything the search page and its fragment show, from the URL."""
     pq = PageQuery.read(request, ctx)
     result, error = run_search(ctx, pq, PAGE_SIZE, viewer.drafts)
-    status = 400 if error else 200
-    return render(
-        request, "search.html", status_code=status, section="search",
-        page_title=f"{pq.q.strip()} — Recherche" if pq.q.strip() else "Recherche",
+    return dict(
         pq=pq, error=error, size=PAGE_SIZE, base="/",
         count=count_text(result.total, pq.q) if result else "",
         tag_facets_shown=TAG_FACETS_SHOWN,
         **results_context("/", pq, result, PAGE_SIZE),
+    )
+
+
+@router.get("/fragments/recherche", response_class=HTMLResponse)
+def search_fragment(request: Request, ctx: Ctx, viewer: PageViewer) -> HTMLResponse:
+    """The search page's results, facets, filters and pagination alone, rendered by the same
+    partials as the page: the browser script swaps them in as the visitor types."""
+    context = search_context(request, ctx, viewer)
+    return render(request, "_search_fragment.html",
+                  status_code=400 if context["error"] else 200, **context)
+
+
+@router.get("/", response_class=HTMLResponse)
+def search_page(request: Request, ctx: Ctx, viewer: PageViewer) -> HTMLResponse:
+    """The search box: results rendered here for the no-JS form, then updated as you type."""
+    context = search_context(request, ctx, viewer)
+    pq = context["pq"]
+    return render(
+        request, "search.html", status_code=400 if context["error"] else 200, section="search",
+        page_title=f"{pq.q.strip()} — Recherche" if pq.q.strip() else "Recherche",
+        **context,
     )
 
 
@@ -394,10 +464,19 @@ def document_page(doc_id: str, request: Request, ctx: Ctx, viewer: PageViewer) -
         return render(request, "not_found.html", status_code=404,
                       page_title="Document introuvable", doc_id=doc_id[:ID_MAX])
     similar = ctx.search.similar(doc_id, limit=5, drafts=viewer.drafts) or []
-    public_url = doc["url"] if re.match(r"^https?://", doc.get("url", "")) else ""
+    public_url = public_link(doc.get("url", ""))
+    source = read_source(ctx.search.source_file(doc_id, drafts=viewer.drafts) or "",
+                         urlparse(site_url()).hostname or "")
+    attachments = [
+        {**a, "href": public_link(a.get("url") or a.get("path", "")),
+         "format": a.get("type") or Path(a.get("path", "")).suffix.lstrip(".").upper()}
+        for a in doc.get("attachments", [])
+    ]
     return render(
         request, "document.html", section="search", page_title=doc["title"], doc=doc,
-        body=paragraphs(doc["body"]), similar=similar, public_url=public_url,
+        body=paragraphs(doc["body"]), body_html=source.body_html, event=source.event,
+        attachments=attachments, canonical=public_url if doc.get("published", True) else "",
+        similar=similar, public_url=public_url,
         tag_links=[(t, "/?" + urlencode([("tag", tag_key(ctx, t))]))
                    for t in doc.get("tags_canonical") or doc["tags"]],
     )
@@ -512,6 +591,62 @@ def sitemap(request: Request, ctx: Ctx) -> Response:
             '<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">'
             + "".join(rows) + "</urlset>\n")
     return Response(body, media_type="application/xml")
+
+
+# --- the footer's mandatory pages, the plan, OpenSearch ------------------------------------------
+
+INFO_PAGES = {
+    "/accessibilite": ("accessibilite.html", "Déclaration d’accessibilité"),
+    "/mentions-legales": ("mentions_legales.html", "Mentions légales"),
+    "/donnees-personnelles": ("donnees_personnelles.html", "Données personnelles"),
+    "/plan-du-site": ("plan_du_site.html", "Plan du site"),
+}
+
+
+def _info_page(path: str):  # noqa: ANN202 - a route handler made per page
+    name, title = INFO_PAGES[path]
+
+    def page(request: Request) -> HTMLResponse:
+        return render(request, name, page_title=title, section="info")
+
+    page.__name__ = "info_" + name.removesuffix(".html")
+    return page
+
+
+for _path in INFO_PAGES:
+    router.add_api_route(_path, _info_page(_path), methods=["GET"], response_class=HTMLResponse)
+
+
+@router.get("/opensearch.xml")
+def opensearch(request: Request) -> Response:
+    """OpenSearch description: browsers offer to add the site's search."""
+    base = str(request.base_url).rstrip("/")
+    body = (
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        '<OpenSearchDescription xmlns="http://a9.com/-/spec/opensearch/1.1/" '
+        'xmlns:moz="http://www.mozilla.org/2006/browser/search/">'
+        "<ShortName>Communiqués</ShortName>"
+        "<Description>Communiqués de presse et actualités de l’État</Description>"
+        "<InputEncoding>UTF-8</InputEncoding><Language>fr-FR</Language>"
+        f'<Image height="16" width="16" type="image/x-icon">{xml_escape(base)}/dsfr/favicon/favicon.ico</Image>'
+        f'<Url type="text/html" method="get" template="{xml_escape(base)}/?q={{searchTerms}}"/>'
+        f"<moz:SearchForm>{xml_escape(base)}/</moz:SearchForm>"
+        "</OpenSearchDescription>\n"
+    )
+    return Response(body, media_type="application/opensearchdescription+xml")
+
+
+@router.get("/dsfr/{path:path}")
+def dsfr_file(path: str) -> Response:
+    """The design system's CSS, scripts, fonts and icons, from the installed npm package."""
+    target = DSFR_DIR / path
+    if (not _DSFR_PATH.match(path) or ".." in path or target.suffix not in DSFR_TYPES
+            or not target.is_file()):
+        raise HTTPException(status_code=404, detail="not found")
+    return FileResponse(
+        target, media_type=DSFR_TYPES[target.suffix],
+        headers={"Content-Security-Policy": CSP, "Cache-Control": "public, max-age=86400"},
+    )
 
 
 @router.get("/static/{name}")

@@ -180,11 +180,11 @@
     var group = el("div", "decision");
     group.setAttribute("role", "group");
     group.setAttribute("aria-labelledby", nameId);
-    var accept = el("button", "btn accept", "Accepter");
+    var accept = el("button", "fr-btn fr-btn--sm fr-btn--secondary accept", "Accepter");
     accept.type = "button";
     accept.setAttribute("aria-pressed", "false");
     accept.setAttribute("aria-describedby", nameId);
-    var reject = el("button", "btn reject", "Refuser");
+    var reject = el("button", "fr-btn fr-btn--sm fr-btn--tertiary reject", "Refuser");
     reject.type = "button";
     reject.setAttribute("aria-pressed", "false");
     reject.setAttribute("aria-describedby", nameId);
@@ -212,11 +212,11 @@
     var model = body && body.model ? body.model : null;
     var info = "";
     if (model) {
-      info = "Modèle " + (model.version || "?");
+      info = "Suggestions apprises des étiquettes déjà posées sur les documents du site";
       if (model.trained_at) {
-        info += ", entraîné le " + frenchDate(String(model.trained_at));
+        info += " (mises à jour le " + frenchDate(String(model.trained_at)) + ")";
       }
-      info += ".";
+      info += ". Vérifiez chacune avant de l’accepter.";
     }
     modelInfo.textContent = info;
     section.hidden = false;
