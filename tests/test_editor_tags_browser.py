@@ -62,7 +62,7 @@ def test_editor_ranks_adds_and_records(browser: object,  # noqa: F811
     assert options.count() > 10
     page.locator("#ed-add-tag").fill("RGAA")
     page.get_by_role("button", name="Ajouter", exact=True).click()
-    page.locator("#ed-add-tag").fill("Sobriété numérique")
+    page.locator("#ed-add-tag").fill("Étiquette inédite")
     page.locator("#ed-add-tag").press("Enter")
     page.locator("#ed-add-tag").fill("Tag à retirer")
     page.locator("#ed-add-tag").press("Enter")
@@ -72,7 +72,7 @@ def test_editor_ranks_adds_and_records(browser: object,  # noqa: F811
     page.get_by_role("button", name="Retirer Tag à retirer").click()
     assert added.count() == 2
     yaml = page.locator("#yaml-output").inner_text()
-    assert first_tag in yaml and "Sobriété numérique" in yaml and "Tag à retirer" not in yaml
+    assert first_tag in yaml and "Étiquette inédite" in yaml and "Tag à retirer" not in yaml
     tab.shot("editor-ranked-and-added")
     with page.expect_response("**/api/tags/feedback") as response:
         page.get_by_role("button", name="Enregistrer mes choix").click()
@@ -80,6 +80,6 @@ def test_editor_ranks_adds_and_records(browser: object,  # noqa: F811
     page.locator("#feedback-status").filter(has_text="enregistrés").wait_for()
     record = json.loads(log.read_text(encoding="utf-8").splitlines()[-1])
     assert first_tag in record["accepted"] and rejected in record["rejected"]
-    assert "Sobriété numérique" in record["added"] and len(record["added"]) == 2
+    assert "Étiquette inédite" in record["added"] and len(record["added"]) == 2
     tab.context.close()
     assert not tab.problems, tab.problems
