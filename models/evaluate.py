@@ -172,6 +172,20 @@ class Report:
         }
 
 
+def report_from_dict(data: dict[str, Any]) -> Report:
+    """The :class:`Report` of a ``communiques evaluate --json`` output (to print its table)."""
+    results = {s: {int(k.lstrip("@")): r for k, r in ks.items()}
+               for s, ks in data["results"].items()}
+    return Report(
+        n_documents=data["documents"], n_tagged=data["tagged_documents"], n_tags=data["tags"],
+        n_tags_2plus=data["tags_used_twice_or_more"], cv=data["cv"], seed=data["seed"],
+        results=results, thresholded=data["model_thresholded"],
+        confident=data["model_confident_at_3"], folds=data["folds"],
+        systems=tuple(results), annif_error=data.get("annif_error") or "",
+        seconds=data["seconds"],
+    )
+
+
 def cross_validate(
     drafts: Sequence[Draft | AnalysedDraft],
     aliases: dict[str, list[str]] | None = None,

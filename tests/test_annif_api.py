@@ -106,9 +106,13 @@ def test_errors_are_problem_json(server: tuple[str, Path]) -> None:
                    headers={"content-type": "application/json"}),
         httpx.post(base + "/suggest", data={"text": "a" * 100_001}),
         httpx.get(server[0] + "/v1/projects/x"),
+        httpx.post(base + "/learn", headers={"Authorization": f"Bearer {KEY}"},
+                   json=[{"text": "x", "subjects": [{"uri": ["odd"], "label": 3}]}]),
+        httpx.post(base + "/suggest", data={"text": "x", "threshold": "nan"}),
     ]
-    for r, status, word in zip(cases, (400, 400, 400, 415, 400, 400, 413, 404), (
-            "text", "limit", "threshold", "Content-Type", "32", "JSON", "100,000", "'x'"),
+    for r, status, word in zip(cases, (400, 400, 400, 415, 400, 400, 413, 404, 400, 400), (
+            "text", "limit", "threshold", "Content-Type", "32", "JSON", "100,000", "'x'",
+            "subjects.0", "threshold"),
             strict=True):
         assert r.status_code == status, (r.status_code, r.text)
         assert r.headers["content-type"].startswith("application/problem+json")

@@ -69,7 +69,16 @@ class ProblemRoute(APIRoute):
         return run
 
 
-router = APIRouter(prefix="/v1", tags=["annif"], route_class=ProblemRoute)
+PROBLEM_SCHEMA = {"type": "object", "properties": {
+    "type": {"type": "string"}, "title": {"type": "string"}, "status": {"type": "integer"},
+    "detail": {"type": "string"}}, "required": ["title", "detail"]}
+PROBLEMS: dict[int | str, dict[str, Any]] = {
+    status: {"description": title,
+             "content": {"application/problem+json": {"schema": PROBLEM_SCHEMA}}}
+    for status, title in TITLES.items()
+}
+
+router = APIRouter(prefix="/v1", tags=["annif"], route_class=ProblemRoute, responses=PROBLEMS)
 
 
 def _service(ctx: AppContext) -> Any:  # noqa: ANN401 - a TaggingService
@@ -237,7 +246,8 @@ async def learn(project_id: str, request: Request, ctx: Ctx, editor: Writer) -> 
         for j, sub in enumerate(subjects):
             if not isinstance(sub, dict):
                 raise HTTPException(400, f"{i}.subjects.{j}: expected {{uri, label}}")
-            label = by_uri.get(sub.get("uri")) or sub.get("label")
+            uri = sub.get("uri")
+            label = (by_uri.get(uri) if isinstance(uri, str) else None) or sub.get("label")
             if not isinstance(label, str) or not label.strip():
                 raise HTTPException(400, f"{i}.subjects.{j}: unknown uri and no label")
             labels.append(label)
