@@ -30,6 +30,10 @@ MIN_REASON_SHARE = 0.3
 """A word is shown as a reason when its weight is at least this share of the best word's:
 evidence is spread over hundreds of terms, so only the words standing out are worth showing."""
 
+TOP_TERMS = 30
+"""Terms looked at per tag: the words shown are among them (a word counts its forms, stem and
+bigrams, so a few dozen terms cover the handful of words that stand out)."""
+
 MAX_NEIGHBOURS = 2
 """Similar documents shown for one tag."""
 
@@ -74,15 +78,12 @@ def explain(base: _BaseSignals, ad: AnalysedDraft, sig: Signals, i: int, j: int,
             spans.append(Span(fieldname, start, end, source[start:end]))
     reasons = [Reason("label", t.text, t) for t in _distinct_spans(_outermost(spans))[:2]]
 
-    x = sig.X[i]
-    if locator is not None and x.nnz and base.has_linear[j]:
-        contrib = np.clip(base.W[j, x.indices] * x.data, 0.0, None)
+    if locator is not None:
         by_span: dict[Span, float] = defaultdict(float)
-        names = base.feature_names()
-        for idx in np.flatnonzero(contrib > 0):
-            span = locator.span(str(names[x.indices[idx]]))
+        for term, weight in linear_terms(base, sig, i, j):
+            span = locator.span(term)
             if span is not None:
-                by_span[span] += float(contrib[idx])
+                by_span[span] += weight
         ranked = sorted(by_span.items(), key=lambda kv: -kv[1])
         best = ranked[0][1] if ranked else 0.0
         shown = [r.span for r in reasons if r.span is not None]
@@ -102,6 +103,19 @@ def explain(base: _BaseSignals, ad: AnalysedDraft, sig: Signals, i: int, j: int,
                               doc_id=base.doc_ids[r], published=bool(base.doc_published[r]),
                               similarity=s))
     return reasons
+
+
+def linear_terms(base: _BaseSignals, sig: Signals, i: int, j: int,
+                 n: int = TOP_TERMS) -> list[tuple[str, float]]:
+    """The ``n`` terms of draft ``i`` weighing most for tag ``j`` in its linear model (positive
+    contributions only: evidence *for* the tag)."""
+    x = sig.X[i]
+    if not x.nnz or not base.has_linear[j]:
+        return []
+    contrib = base.W[j, x.indices] * x.data
+    top = np.argsort(-contrib)[:n]
+    names = base.feature_names()
+    return [(str(names[x.indices[t]]), float(contrib[t])) for t in top if contrib[t] > 0]
 
 
 def _distinct_spans(spans: Iterable[Span]) -> list[Span]:
@@ -124,16 +138,20 @@ def _outermost(spans: list[Span]) -> list[Span]:
 class _TermLocator:
     """Maps an analysis term (or a stem bigram) back to the first draft words producing it."""
 
-    def __init__(self, ad: AnalysedDraft, bigrams: bool) -> None:
+    def __init__(self, ad: AnalysedDraft, bigrams: bool, wanted: set[str] | None = None) -> None:
         self.first: dict[str, Span] = {}
+        bigrams = bigrams and (wanted is None or any(BIGRAM_MARK in t for t in wanted))
         for fieldname, words, source in (("title", ad.title_words, ad.draft.title),
                                          ("text", ad.text_words, ad.text)):
             for i, w in enumerate(words):
                 for t in w.all_terms():
-                    self.first.setdefault(t, Span(fieldname, w.start, w.end, w.text))
+                    if wanted is None or t in wanted:
+                        self.first.setdefault(t, Span(fieldname, w.start, w.end, w.text))
                 if bigrams and i + 1 < len(words):
                     nxt = words[i + 1]
                     key = _bigram_key(w) + BIGRAM_MARK + _bigram_key(nxt)
+                    if wanted is not None and key not in wanted:
+                        continue
                     self.first.setdefault(
                         key, Span(fieldname, w.start, nxt.end, source[w.start:nxt.end])
                     )

@@ -42,7 +42,7 @@ from models.draft import (  # noqa: F401 - re-exported: the names callers and ol
     draft_hash,
     draft_terms,
 )
-from models.explain import Reason, _TermLocator, explain, reason_words
+from models.explain import Reason, _TermLocator, explain, linear_terms, reason_words
 from models.labels import LabelMatcher, Span  # noqa: F401
 from models.signals import SIGNALS, Signals, _BaseSignals  # noqa: F401
 from models.vocabulary import Vocabulary, load_aliases
@@ -355,7 +355,8 @@ class TagSuggester(BaseEstimator):
                 continue
             order = [j for j in np.argsort(-row, kind="stable")[: k + 8]
                      if row[j] > 0 and row[j] >= floor][:k]
-            locator = _TermLocator(ad, self.bigrams) if order else None
+            wanted = {t for j in order for t, _ in linear_terms(self.base_, sig, i, j)}
+            locator = _TermLocator(ad, self.bigrams, wanted) if order else None
             out = []
             for j in order:
                 key = self.candidates_[j]
