@@ -1,4 +1,5 @@
-"""``communiques train | suggest | evaluate``: the tag suggester on the command line.
+"""``communiques train | suggest | evaluate | tags | untagged | feedback``: the tag suggester on
+the command line, thin over :class:`models.tagging.TaggingService` where the service has it.
 
 Registered by :func:`add_commands`, which ``service.cli`` calls when this module exists. Exit
 status like the other commands: 0 success, 1 when some input file was rejected (the rest was
@@ -266,9 +267,18 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     for path, reason in rejected:
         print(f"rejected: {path}: {reason}", file=sys.stderr)
     try:
+        from models.annif_baseline import annif_executable
+
+        annif = None
+        if args.annif or os.environ.get("COMMUNIQUES_ANNIF"):
+            annif = annif_executable(args.annif)
+            if annif is None:
+                _err("evaluate", f"annif: no such command {args.annif or '$COMMUNIQUES_ANNIF'}"
+                     " (pip install 'communiques[annif]' in its own environment)")
+                return 2
         report = cross_validate(drafts, aliases=aliases, cv=args.cv, seed=args.seed,
                                 params={"min_count": args.min_count,
-                                        "analysis": args.analysis})
+                                        "analysis": args.analysis}, annif=annif)
     except ValueError as exc:
         _err("evaluate", str(exc))
         return 2
@@ -280,11 +290,107 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 1 if rejected else 0
 
 
+# --- tags, untagged, feedback -----------------------------------------------------------------
+
+
+def _service(args: argparse.Namespace) -> Any:  # noqa: ANN401 - a TaggingService
+    """The tagging service over ``--index`` and ``--model`` (the operator sees drafts)."""
+    from indexer.schema import default_index_dir, open_index
+    from indexer.search import SearchIndex
+    from models.tagging import TaggingService
+
+    index = args.index if args.index is not None else default_index_dir()
+    if not Path(index).is_dir():
+        raise _UsageError(f"{index}: no such index folder")
+    search = SearchIndex(open_index(Path(index)), preload=False)
+    return TaggingService(search, args.model or default_model_path(),
+                          getattr(args, "feedback", None) or default_feedback_path())
+
+
+def default_feedback_path() -> Path:
+    return Path(os.environ.get("COMMUNIQUES_FEEDBACK", "var/feedback.jsonl"))
+
+
+def cmd_tags(args: argparse.Namespace) -> int:
+    """The vocabulary: each tag with its count, spellings and two example documents."""
+    data = _service(args).vocabulary(drafts=not args.public)
+    if args.json:
+        print(json.dumps(data, ensure_ascii=False, indent=2))
+        return 0
+    for t in data["tags"]:
+        sugg = {True: "", False: "  (jamais suggérée)", None: ""}[t["suggestable"]]
+        print(f"{t['count']:>4}  {t['label']}{sugg}")
+        for e in t["examples"]:
+            print(f"        ex. {e['id']} — {e['title']}")
+    print(f"{data['total']} étiquettes")
+    return 0
+
+
+def cmd_untagged(args: argparse.Namespace) -> int:
+    """Documents without tags, newest first, with suggestions."""
+    from models.tagging import TaggingError
+
+    try:
+        data = _service(args).untagged(args.limit, args.k, drafts=not args.public)
+    except TaggingError as exc:
+        _err("untagged", str(exc))
+        return 2
+    if args.json:
+        print(json.dumps(data, ensure_ascii=False, indent=2))
+        return 0
+    print(f"{data['total']} document(s) sans étiquette")
+    for d in data["documents"]:
+        tags = ", ".join(f"{t['tag']} {t['score']:.0%}" + ("" if t["confident"] else "?")
+                         for t in d["tags"])
+        print(f"  {d['id']}: {tags}")
+    return 0
+
+
+def cmd_feedback(args: argparse.Namespace) -> int:
+    """Record an editor's choices (``--accept/--reject/--add``), or summarise the log."""
+    from models.feedback import FeedbackError, FeedbackStore
+
+    path = args.feedback or default_feedback_path()
+    if args.accept or args.reject or args.add:
+        if not args.doc:
+            raise _UsageError("--doc ID is needed to record choices")
+        service = _service(args)
+        from models.tagging import TaggingError
+
+        try:
+            record = service.feedback(args.accept, args.reject, args.add, args.doc,
+                                      drafts=True, source="cli")
+        except (TaggingError, FeedbackError) as exc:
+            _err("feedback", str(exc))
+            return 2
+        print(json.dumps(record, ensure_ascii=False) if args.json
+              else f"recorded {record['id']} in {path}")
+        return 0
+    store = FeedbackStore(path)
+    per_tag: dict[str, dict[str, int]] = {}
+    n = 0
+    for rec in store.records():
+        n += 1
+        for kind in ("accepted", "rejected", "added"):
+            for tag in rec.get(kind, []):
+                per_tag.setdefault(tag, {"accepted": 0, "rejected": 0, "added": 0})[kind] += 1
+    summary = {"path": str(path), "records": n, "skipped": store.skipped, "tags": per_tag}
+    if args.json:
+        print(json.dumps(summary, ensure_ascii=False, indent=2))
+        return 0
+    print(f"{path}: {n} enregistrement(s)" + (f", {store.skipped} illisible(s)"
+                                              if store.skipped else ""))
+    for tag, c in sorted(per_tag.items(), key=lambda kv: -sum(kv[1].values())):
+        print(f"  {tag}: acceptée {c['accepted']}, refusée {c['rejected']}, "
+              f"ajoutée {c['added']}")
+    return 0
+
+
 # --- registration ------------------------------------------------------------------------------
 
 
 def add_commands(subparsers: argparse._SubParsersAction) -> None:
-    """Register ``train``, ``suggest`` and ``evaluate`` on the ``communiques`` parser."""
+    """Register the tag commands on the ``communiques`` parser."""
     p = subparsers.add_parser("train", help="train the tag suggester")
     p.add_argument("--corpus", type=Path, nargs="+", action="extend", metavar="PATH",
                    help="markdown files or folders (recursive)")
@@ -296,7 +402,7 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
                    help="tag alias file (default: the one the index was keyed with)")
     p.add_argument("--feedback", type=Path, default=None, metavar="FILE",
                    help="editors' feedback log (JSONL) to learn from")
-    p.add_argument("--min-count", type=int, default=2, metavar="N",
+    p.add_argument("--min-count", type=int, default=1, metavar="N",
                    help="suggest tags used at least N times (or declared as aliases)")
     _analysis_arg(p)
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
@@ -318,10 +424,36 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0, help="fold shuffling seed (default 0)")
     p.add_argument("--aliases", type=Path, default=None, metavar="FILE",
                    help="tag alias file (default: corpus/tag-aliases.yaml)")
-    p.add_argument("--min-count", type=int, default=2, metavar="N")
+    p.add_argument("--min-count", type=int, default=1, metavar="N")
     _analysis_arg(p)
+    p.add_argument("--annif", default=None, metavar="EXE",
+                   help="also run Annif's tfidf and omikuji backends in the same folds "
+                   "(its `annif` command; default $COMMUNIQUES_ANNIF when set)")
     p.add_argument("--json", action="store_true", help="print the results as JSON")
     p.set_defaults(func=_handler("evaluate", cmd_evaluate))
+
+    for name, func, text in (("tags", cmd_tags, "the tag vocabulary, with counts and examples"),
+                             ("untagged", cmd_untagged, "documents without tags, with suggestions"),
+                             ("feedback", cmd_feedback, "record or summarise editors' choices")):
+        p = subparsers.add_parser(name, help=text)
+        p.add_argument("--index", type=Path, default=None, metavar="DIR",
+                       help="index folder (default: $COMMUNIQUES_INDEX or var/index)")
+        p.add_argument("--model", type=Path, default=None, metavar="FILE",
+                       help="model file (default: $COMMUNIQUES_MODEL or var/model.pkl)")
+        p.add_argument("--json", action="store_true", help="print JSON")
+        if name in ("tags", "untagged"):
+            p.add_argument("--public", action="store_true",
+                           help="as an anonymous visitor sees it (no drafts)")
+        if name == "untagged":
+            p.add_argument("--limit", type=int, default=20, metavar="N")
+            p.add_argument("--k", type=_positive_k, default=5, help="tags per document")
+        if name == "feedback":
+            p.add_argument("--feedback", type=Path, default=None, metavar="FILE",
+                           help="the log (default: $COMMUNIQUES_FEEDBACK or var/feedback.jsonl)")
+            p.add_argument("--doc", default=None, metavar="ID", help="the document's id")
+            for flag in ("accept", "reject", "add"):
+                p.add_argument(f"--{flag}", action="append", default=[], metavar="TAG")
+        p.set_defaults(func=_handler(name, func))
 
 
 def _analysis_arg(p: argparse.ArgumentParser) -> None:

@@ -1,6 +1,7 @@
 """Editors' feedback on suggestions: an append-only JSON Lines log, replayed at training time.
 
-Each record says which suggested tags an editor accepted or rejected for a document (``doc_id``)
+Each record says which suggested tags an editor accepted or rejected, and which tags they added by
+hand, for a document (``doc_id``)
 or an unsaved draft (identified by the hash of its title and text). Records are appended with a
 single ``write`` under an exclusive lock and fsync'd, so concurrent workers never interleave and
 an acknowledged record survives a crash. A crash *during* a write can at worst leave a truncated
@@ -85,12 +86,18 @@ class FeedbackStore:
         title: str = "",
         text: str = "",
         keep_text: bool = True,
+        added: Iterable[str] = (),
+        source: str = "editor",
     ) -> dict[str, Any]:
-        """Validate and durably append one record; returns it (with its id and time)."""
-        acc = _clean_tags(accepted, "accepted")
-        rej = [t for t in _clean_tags(rejected, "rejected") if t not in acc]
-        if not acc and not rej:
-            raise FeedbackError("accepted, rejected: at least one tag is needed")
+        """Validate and durably append one record; returns it (with its id and time).
+
+        ``added``: tags the editor gave by hand (not suggested); ``source``: ``editor`` (the
+        page and the JSON API) or ``learn`` (the Annif-compatible API)."""
+        add = _clean_tags(added, "added")
+        acc = [t for t in _clean_tags(accepted, "accepted") if t not in add]
+        rej = [t for t in _clean_tags(rejected, "rejected") if t not in acc and t not in add]
+        if not acc and not rej and not add:
+            raise FeedbackError("accepted, rejected, added: at least one tag is needed")
         title, text = (title or "").strip(), (text or "").strip()
         if len(text) > MAX_TEXT_CHARS:
             raise FeedbackError(f"text: longer than {MAX_TEXT_CHARS} characters")
@@ -105,6 +112,8 @@ class FeedbackStore:
             "title": title,
             "accepted": acc,
             "rejected": rej,
+            "added": add,
+            "source": source,
         }
         if keep_text and text:
             record["text"] = text[:KEPT_TEXT_CHARS]
@@ -159,7 +168,7 @@ class FeedbackStore:
             entry = by_target.setdefault(target, FeedbackLabels(target=target, doc_id=doc_id))
             entry.title = rec.get("title") or entry.title
             entry.text = rec.get("text") or entry.text
-            for tag in rec.get("accepted", []):
+            for tag in [*rec.get("accepted", []), *rec.get("added", [])]:
                 if tag in entry.rejected:
                     entry.rejected.remove(tag)
                 if tag not in entry.accepted:
@@ -177,11 +186,11 @@ def _well_formed(rec: object) -> bool:
     another program, truncated into valid JSON) is skipped and counted, never learnt from."""
     if not isinstance(rec, dict):
         return False
-    for name in ("accepted", "rejected"):
+    for name in ("accepted", "rejected", "added"):
         tags = rec.get(name, [])
         if not isinstance(tags, list) or not all(isinstance(t, str) and t.strip() for t in tags):
             return False
-    if not (rec.get("accepted") or rec.get("rejected")):
+    if not (rec.get("accepted") or rec.get("rejected") or rec.get("added")):
         return False
     for name in ("doc_id", "draft", "title", "text"):
         if rec.get(name) is not None and not isinstance(rec[name], str):

@@ -29,7 +29,7 @@ from typing import Any
 from models.suggester import TagSuggester
 
 MAGIC = b"COMMUNIQUES-TAG-MODEL "
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 """Bumped when the estimator's attributes change in a way an older file cannot satisfy."""
 MAX_HEADER_BYTES = 16 * 1024 * 1024
 

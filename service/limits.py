@@ -288,7 +288,11 @@ def route_class(method: str, path: str) -> str | None:
     if path.startswith("/api/tags/suggest") or (path.startswith("/api/") and path.endswith(
             "/tags/suggest")):
         return "suggest"
-    if method in WRITE_METHODS and (path.startswith("/api/") or path == "/connexion"):
+    if path.startswith("/v1/projects/") and (path.endswith("/suggest")
+                                             or path.endswith("/suggest-batch")):
+        return "suggest"  # the Annif-compatible API: the same work as /api/tags/suggest
+    if method in WRITE_METHODS and (path.startswith(("/api/", "/v1/"))
+                                    or path == "/connexion"):
         return "write"  # the sign-in page takes keys: guessing them is slowed down as well
     if method == "POST" and path == "/editeur":
         return "editor"

@@ -45,7 +45,7 @@ def test_suggest_shape(live_server: str) -> None:
     assert r.status_code == 200, r.text
     data = r.json()
     assert set(data) >= {"tags", "model"}
-    assert {"version", "trained_at"} <= set(data["model"]) and data["model"]["version"] == 1
+    assert {"version", "trained_at"} <= set(data["model"]) and data["model"]["version"] == 2
     tags = data["tags"]
     assert 1 <= len(tags) <= 5
     for t in tags:
@@ -127,7 +127,7 @@ def test_vocabulary(live_server: str) -> None:
     assert counts == sorted(counts, reverse=True)
     # declared in the alias file but used nowhere: listed with a zero count
     assert any(t["count"] == 0 for t in data["tags"])
-    assert by_key["tchap"]["suggestable"] is False  # used once, not declared
+    assert by_key["tchap"]["suggestable"] is True  # used once: suggestable by its name
 
 
 def test_untagged_documents_with_suggestions(live_server: str) -> None:

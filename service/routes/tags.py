@@ -1,10 +1,9 @@
 """Tag suggestion over HTTP: suggest for a draft or an indexed document, the vocabulary, the
-untagged documents with suggestions, and editors' feedback.
-
-The model file is loaded once per worker and cached in ``ctx.cache``; each request compares the
-file's modification stamp (one ``stat``) and reloads after a ``communiques train``. With no model
-file, or one made by an incompatible version, suggestion endpoints answer 503 saying what to run:
-search keeps working without a model.
+untagged documents with suggestions, and editors' feedback — thin over
+:class:`models.tagging.TaggingService` (one per worker, in ``ctx.cache``), which reloads the
+model after a ``communiques train``. With no model file, or one made by an incompatible version,
+suggestion endpoints answer 503 saying what to run: search keeps working without a model.
+Drafts (``published: false``) are visible to readers and editors only, also as reasons.
 
 Request bodies are read by hand (with a size limit) rather than by FastAPI, so that an oversized
 draft is refused with 413 before being parsed, and a text over the limit is a 413, not a 422.
@@ -12,33 +11,26 @@ draft is refused with 413 before being parsed, and a text over the limit is a 41
 
 from __future__ import annotations
 
-import os
-import threading
-import time
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Annotated, Any
 
-import numpy as np
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Field, ValidationError, ValidationInfo, field_validator
 
 from indexer.ids import ID_RE
-from models.feedback import MAX_TEXT_CHARS, FeedbackError, FeedbackFull, FeedbackStore
-from models.store import ModelError, ModelInfo, load_model
-from models.suggester import Draft, TagSuggester
+from models.feedback import MAX_TEXT_CHARS, FeedbackError, FeedbackFull
+from models.tagging import MAX_K, TaggingError, TaggingService
 from service.auth import Caller, Writer, require_json
 from service.context import AppContext, get_context
+from service.routes.annif import router as annif_router
 
 router = APIRouter(tags=["tags"])
 
-MAX_K = 20
 MAX_TITLE_CHARS = 1_000
 MAX_BODY_BYTES = 4 * MAX_TEXT_CHARS + 64 * 1024
 """A 100,000-character text in UTF-8 with JSON escapes, plus the other fields."""
-CACHE_KEY = "tags.model"
+SERVICE_KEY = "tags.service"
 ID_PATTERN = f"^{ID_RE.pattern}$"
 
 
@@ -62,11 +54,28 @@ class SuggestIn(BaseModel):
         return text
 
 
+class ReasonOut(BaseModel):
+    signal: str = Field(description="label (the tag's name found), linear (the tag's model's "
+                        "weights) or neighbour (a similar document carrying the tag)")
+    text: str = Field(description="the draft's words, or « comme le document X »")
+    field: str | None = Field(None, description="title or text: where the words are")
+    start: int | None = None
+    end: int | None = None
+    doc_id: str | None = Field(None, description="the similar document (neighbour)")
+    title: str | None = None
+    url: str | None = Field(None, description="link to the similar document")
+    similarity: float | None = None
+
+
 class TagOut(BaseModel):
     tag: str = Field(description="display label (the spelling editors use most)")
     key: str = Field(description="canonical key, the same for every spelling of the tag")
+    uri: str = Field(description="stable URI of the tag")
     score: float = Field(ge=0, le=1, description="calibrated confidence")
+    confident: bool = Field(description="the score is above the tag's tuned threshold")
+    count: int = Field(description="training documents carrying the tag")
     reasons: list[str] = Field(description="words of the draft that triggered the tag")
+    explanations: list[ReasonOut] = Field(description="every reason with its signal")
 
 
 class ModelOut(BaseModel):
@@ -88,9 +97,17 @@ class DocumentSuggestOut(SuggestOut):
     existing: list[str] = Field(description="the tags the document already has")
 
 
+class ExampleOut(BaseModel):
+    id: str
+    title: str
+    url: str
+
+
 class VocabularyEntry(BaseModel):
     key: str
     label: str
+    uri: str
+    examples: list[ExampleOut] = Field(description="the two newest documents with this tag")
     count: int = Field(description="indexed documents with this tag")
     variants: list[str] = Field(description="spellings used in the indexed documents")
     aliases: list[str] = Field(description="spellings declared in the alias file")
@@ -127,6 +144,9 @@ class FeedbackIn(BaseModel):
     text: str = ""
     accepted: list[Annotated[str, Field(max_length=200)]] = Field(default_factory=list,
                                                                   max_length=50)
+    added: list[Annotated[str, Field(max_length=200)]] = Field(
+        default_factory=list, max_length=50,
+        description="tags the editor gave by hand: of the vocabulary, or new")
     rejected: list[Annotated[str, Field(max_length=200)]] = Field(
         default_factory=list, max_length=50, validate_default=True
     )
@@ -134,9 +154,9 @@ class FeedbackIn(BaseModel):
     @field_validator("rejected")
     @classmethod
     def _some_tag(cls, rejected: list[str], info: ValidationInfo) -> list[str]:
-        accepted = info.data.get("accepted") or []
-        if not any(t.strip() for t in [*accepted, *rejected]):
-            raise ValueError("accepted and rejected are both empty: give at least one tag")
+        given = [*(info.data.get("accepted") or []), *(info.data.get("added") or []), *rejected]
+        if not any(t.strip() for t in given):
+            raise ValueError("accepted, added and rejected are all empty: give at least one tag")
         return rejected
 
 
@@ -147,103 +167,28 @@ class FeedbackOut(BaseModel):
     draft: str | None = Field(description="hash of the draft's title and text (no doc_id)")
     accepted: list[str]
     rejected: list[str]
+    added: list[str] = Field(default_factory=list)
 
 
-# --- the model, once per worker ----------------------------------------------------------------
+# --- the tagging service, once per worker ----------------------------------------------------
 
 
-@dataclass
-class _Loaded:
-    stamp: tuple[int, int, int]
-    model: TagSuggester
-    info: ModelInfo
+def tagging(ctx: AppContext) -> TaggingService:
+    """The worker's :class:`TaggingService` (created on first use, kept in ``ctx.cache``)."""
+    service = ctx.cache.get(SERVICE_KEY)
+    if service is None:
+        service = ctx.cache.setdefault(SERVICE_KEY, TaggingService(
+            ctx.search, ctx.settings.model_path, ctx.settings.feedback_path,
+            int(ctx.settings.feedback_max_mb * 1024 * 1024)))
+    return service
 
 
-def _stamp(path: Path) -> tuple[int, int, int] | None:
+def _call(func: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: ANN401
+    """Run a service call, turning its errors into HTTP answers."""
     try:
-        st = os.stat(path)
-    except FileNotFoundError:
-        return None
-    return (st.st_mtime_ns, st.st_size, st.st_ino)
-
-
-def current_model(ctx: AppContext) -> _Loaded | None:
-    """The loaded model, reloaded when its file changed; None when there is no model file.
-
-    Raises :class:`ModelError` for an unusable file (it is retried on the next request, so
-    retraining fixes the service without a restart).
-    """
-    path = ctx.settings.model_path
-    stamp = _stamp(path)
-    if stamp is None:
-        return None
-    loaded: _Loaded | None = ctx.cache.get(CACHE_KEY)
-    if loaded is not None and loaded.stamp == stamp:
-        return loaded
-    lock: threading.Lock = ctx.cache.setdefault(CACHE_KEY + ".lock", threading.Lock())
-    with lock:
-        loaded = ctx.cache.get(CACHE_KEY)
-        stamp = _stamp(path)
-        if stamp is None:
-            return None
-        if loaded is None or loaded.stamp != stamp:
-            model, info = load_model(path)
-            loaded = _Loaded(stamp, model, info)
-            ctx.cache[CACHE_KEY] = loaded
-    return loaded
-
-
-def require_model(ctx: AppContext) -> _Loaded:
-    """The model, or 503 with what to run."""
-    path = ctx.settings.model_path
-    try:
-        loaded = current_model(ctx)
-    except ModelError as exc:
-        # The server's own paths stay out of responses: the file is named, not its folder.
-        detail = str(exc).replace(str(path), path.name)
-        raise HTTPException(status_code=503, detail=f"tag model unusable: {detail}") from None
-    if loaded is None:
-        raise HTTPException(
-            status_code=503,
-            detail=f"no tag model ({path.name}): run `communiques train --corpus PATH --model FILE`",
-        )
-    return loaded
-
-
-def _model_out(info: ModelInfo) -> ModelOut:
-    return ModelOut(**info.summary())
-
-
-def _tags_out(suggestions: list[Any]) -> list[TagOut]:
-    return [TagOut(tag=s.tag, key=s.key, score=round(s.score, 4), reasons=s.reasons)
-            for s in suggestions]
-
-
-# --- what the index knows about tags ----------------------------------------------------------
-
-
-@dataclass
-class _IndexView:
-    generation: int
-    counts: dict[str, int]
-    """Tag key → live documents carrying it."""
-    untagged: list[str]
-    """Ids of live documents without any tag, newest first."""
-    drafts: bool = False
-
-
-def _index_view(ctx: AppContext, drafts: bool) -> _IndexView:
-    """Tag counts and untagged documents from the search engine's per-generation arrays (the
-    one place this module touches the index's internals), over what the caller may see."""
-    engine = ctx.search.engine()
-    live = np.asarray(ctx.search.visible(engine, drafts), dtype=bool)
-    tags = engine.tags.tocsr()
-    per_tag = np.asarray(tags[live].sum(axis=0)).ravel()
-    counts = {name: int(per_tag[i]) for i, name in enumerate(engine.tag_names) if per_tag[i]}
-    tagged = np.asarray(tags.sum(axis=1)).ravel() > 0
-    docnums = np.flatnonzero(live & ~tagged)
-    docnums = docnums[np.argsort(-engine.timestamp[docnums], kind="stable")]
-    return _IndexView(engine.generation, counts, [engine.ids[d] for d in docnums], drafts)
+        return func(*args, **kwargs)
+    except TaggingError as exc:
+        raise HTTPException(status_code=exc.status, detail=str(exc)) from None
 
 
 # --- bodies ------------------------------------------------------------------------------------
@@ -291,16 +236,15 @@ def _body_schema(model: type[BaseModel]) -> dict[str, Any]:
              responses={413: {"description": "text over 100,000 characters"},
                         422: {"description": "invalid request; the detail names the field"},
                         503: {"description": "no usable tag model: run `communiques train`"}})
-async def suggest(request: Request,
-                  ctx: Annotated[AppContext, Depends(get_context)]) -> SuggestOut:
-    """Suggest tags for a draft (``{title, text, k}``), each with the words behind it."""
+async def suggest(request: Request, ctx: Annotated[AppContext, Depends(get_context)],
+                  viewer: Caller) -> dict[str, Any]:
+    """The ``k`` best tags for a draft (``{title, text, k}``), ranked, each with its calibrated
+    score, ``confident`` (above the tag's threshold) and the reasons behind it."""
     body: SuggestIn = await _read_json(request, SuggestIn)
     _check_text(body.text)
-    loaded = require_model(ctx)
-    t0 = time.perf_counter()
-    suggestions = await run_in_threadpool(loaded.model.suggest, body.title, body.text, body.k)
-    return SuggestOut(tags=_tags_out(suggestions), model=_model_out(loaded.info),
-                      took_ms=round((time.perf_counter() - t0) * 1000, 2))
+    service = tagging(ctx)
+    return await run_in_threadpool(_call, service.suggest, body.title, body.text, body.k,
+                                   viewer.drafts)
 
 
 @router.get("/api/documents/{doc_id}/tags/suggest", response_model=DocumentSuggestOut,
@@ -311,47 +255,17 @@ def suggest_for_document(
     ctx: Annotated[AppContext, Depends(get_context)],
     viewer: Caller,
     k: Annotated[int, Query(ge=1, le=MAX_K)] = 5,
-) -> DocumentSuggestOut:
+) -> dict[str, Any]:
     """Suggest tags for an indexed document (its current tags are listed beside)."""
-    record = ctx.search.document(doc_id, drafts=viewer.drafts)
-    if record is None:
-        raise HTTPException(status_code=404, detail=f"no document with id {doc_id!r}")
-    loaded = require_model(ctx)
-    t0 = time.perf_counter()
-    (suggestions,) = loaded.model.suggest_many([Draft.from_document(record)], k=k)
-    return DocumentSuggestOut(
-        id=doc_id, title=record.get("title", ""), existing=list(record.get("tags", [])),
-        tags=_tags_out(suggestions), model=_model_out(loaded.info),
-        took_ms=round((time.perf_counter() - t0) * 1000, 2),
-    )
+    return _call(tagging(ctx).suggest_document, doc_id, k, viewer.drafts)
 
 
 @router.get("/api/tags", response_model=VocabularyOut)
 def vocabulary(ctx: Annotated[AppContext, Depends(get_context)],
-               viewer: Caller) -> VocabularyOut:
-    """Every tag of the indexed documents and of the alias file, most used first."""
-    view = _index_view(ctx, viewer.drafts)
-    voc = ctx.search.vocabulary_for(viewer.drafts)
-    counts = view.counts
-    aliases: dict[str, list[str]] = {}
-    for label, alias_list in voc.aliases.items():
-        aliases.setdefault(voc.key(label), []).extend([label, *alias_list])
-    try:
-        loaded = current_model(ctx)
-    except ModelError:
-        loaded = None
-    candidates = set(loaded.model.candidates_) if loaded is not None else None
-    rows = [
-        VocabularyEntry(
-            key=str(e["key"]), label=str(e["label"]), count=counts.get(str(e["key"]), 0),
-            variants=list(e["variants"]),  # type: ignore[call-overload]
-            aliases=sorted(set(aliases.get(str(e["key"]), []))),
-            suggestable=None if candidates is None else str(e["key"]) in candidates,
-        )
-        for e in voc.entries()
-    ]
-    rows.sort(key=lambda r: (-r.count, r.label.lower()))
-    return VocabularyOut(total=len(rows), tags=rows)
+               viewer: Caller) -> dict[str, Any]:
+    """Every tag of the indexed documents and of the alias file, most used first, each with
+    its usage count and two example documents."""
+    return _call(tagging(ctx).vocabulary, viewer.drafts)
 
 
 @router.get("/api/tags/untagged", response_model=UntaggedOut,
@@ -361,36 +275,10 @@ def untagged(
     viewer: Caller,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     k: Annotated[int, Query(ge=1, le=MAX_K)] = 5,
-) -> UntaggedOut:
-    """Indexed documents without tags, newest first, each with suggestions.
-
-    Answers are cached per index generation and model, since the work is one spaCy pass per
-    document and the list only changes on ingest or retraining.
-    """
-    loaded = require_model(ctx)
-    view = _index_view(ctx, viewer.drafts)
-    cache_key = ("tags.untagged", view.generation, loaded.info.model_id, limit, k, view.drafts)
-    cached = ctx.cache.get(cache_key)
-    if cached is not None:
-        return cached
-    ids = view.untagged[:limit]
-    records = [r for r in (ctx.search.document(i, drafts=view.drafts) for i in ids)
-               if r is not None]
-    suggestions = loaded.model.suggest_many([Draft.from_document(r) for r in records], k=k)
-    out = UntaggedOut(
-        total=len(view.untagged),
-        documents=[
-            UntaggedDocument(id=r["id"], title=r.get("title", ""), url=r.get("url", ""),
-                             date=r.get("date", ""), collection=r.get("collection", ""),
-                             tags=_tags_out(s))
-            for r, s in zip(records, suggestions, strict=True)
-        ],
-        model=_model_out(loaded.info),
-    )
-    for key in [k_ for k_ in list(ctx.cache) if isinstance(k_, tuple) and k_[0] == "tags.untagged"]:
-        ctx.cache.pop(key, None)
-    ctx.cache[cache_key] = out
-    return out
+) -> dict[str, Any]:
+    """Indexed documents without tags, newest first, each with suggestions (cached per index
+    generation and model)."""
+    return _call(tagging(ctx).untagged, limit, k, viewer.drafts)
 
 
 @router.post("/api/tags/feedback", status_code=201, response_model=FeedbackOut,
@@ -403,10 +291,10 @@ def untagged(
                         422: {"description": "invalid feedback; the detail names the field"},
                         507: {"description": "the feedback log is full: train, then rotate it"}})
 async def feedback(request: Request, ctx: Annotated[AppContext, Depends(get_context)],
-                   editor: Writer) -> FeedbackOut:
-    """Record which suggestions an editor accepted or rejected; the next
-    ``communiques train --feedback`` learns from it. Editors only: what the model learns
-    comes from them."""
+                   editor: Writer) -> dict[str, Any]:
+    """Record which suggestions an editor accepted or rejected and which tags they added by
+    hand; the next ``communiques train --feedback`` learns from it. Editors only: what the
+    model learns comes from them."""
     body: FeedbackIn = await _read_json(request, FeedbackIn)
     _check_text(body.text)
     if body.doc_id is None and not (body.title.strip() or body.text.strip()):
@@ -414,16 +302,11 @@ async def feedback(request: Request, ctx: Annotated[AppContext, Depends(get_cont
             "loc": ("body", "doc_id"), "type": "value_error",
             "msg": "give the document's id, or the draft's title or text",
         }])
-    draft_given = bool(body.title.strip() or body.text.strip())
-    if (body.doc_id is not None and not draft_given
-            and ctx.search.document(body.doc_id, drafts=True) is None):
-        raise HTTPException(status_code=404, detail=f"no document with id {body.doc_id!r}")
-    store = FeedbackStore(ctx.settings.feedback_path,
-                          max_bytes=int(ctx.settings.feedback_max_mb * 1024 * 1024))
+    service = tagging(ctx)
     try:
         record = await run_in_threadpool(
-            store.append, body.accepted, body.rejected, body.doc_id, body.title, body.text
-        )
+            _call, service.feedback, body.accepted, body.rejected, body.added, body.doc_id,
+            body.title, body.text, editor.drafts)
     except FeedbackFull:
         raise HTTPException(
             status_code=507, detail="the feedback log is full: an operator must run "
@@ -432,6 +315,11 @@ async def feedback(request: Request, ctx: Annotated[AppContext, Depends(get_cont
     except FeedbackError as exc:
         field, _, message = str(exc).partition(": ")
         raise RequestValidationError([{
-            "loc": ("body", field), "type": "value_error", "msg": message or str(exc),
+            "loc": ("body", field.split(",")[0]), "type": "value_error",
+            "msg": message or str(exc),
         }]) from None
-    return FeedbackOut(**{k: record[k] for k in FeedbackOut.model_fields})
+    return {k: record.get(k) for k in FeedbackOut.model_fields}
+
+
+# The Annif-compatible API (``/v1``) answers beside these routes.
+router.include_router(annif_router)

@@ -1,4 +1,6 @@
-/* Tag editor: suggestions from /api/tags/suggest, accept / reject, feedback, front-matter YAML.
+/* Tag editor: suggestions from /api/tags/suggest (the confident ones pre-selected, the others as
+ * "autres possibilités"), accept / reject, tags added by hand (autocomplete over the vocabulary
+ * of /api/tags, shown as dismissible tags), feedback, front-matter YAML.
  *
  * Everything from the API is written with textContent: tag names and reasons are never markup.
  */
@@ -20,6 +22,13 @@
   var status = document.getElementById("editor-status");
   var section = document.getElementById("suggestions");
   var list = document.getElementById("tag-suggestions");
+  var others = document.getElementById("other-suggestions");
+  var noConfident = document.getElementById("no-confident");
+  var addInput = document.getElementById("ed-add-tag");
+  var addButton = document.getElementById("add-tag");
+  var addedList = document.getElementById("added-tags");
+  var addStatus = document.getElementById("add-status");
+  var datalist = document.getElementById("tag-vocabulary");
   var modelInfo = document.getElementById("model-info");
   var yamlOut = document.getElementById("yaml-output");
   var copyButton = document.getElementById("copy-yaml");
@@ -29,7 +38,46 @@
 
   var order = [];       // suggested tags, in the model's order
   var decisions = {};   // tag -> "accepted" | "rejected"
+  var added = [];       // tags added by hand (labels)
   var draft = null;     // the title and text the suggestions were made for
+  var vocabulary = {};  // folded label, variant or alias -> vocabulary entry
+  var byKey = {};       // tag key -> vocabulary entry
+
+  function fold(text) {
+    return String(text).normalize("NFD").replace(/[\u0300-\u036f]/g, "").toLowerCase()
+      .replace(/[^0-9a-z]+/g, " ").trim();
+  }
+
+  function loadVocabulary() {
+    fetch("/api/tags", { headers: { Accept: "application/json" } })
+      .then(function (r) { return r.ok ? r.json() : null; })
+      .then(function (body) {
+        if (!body || !Array.isArray(body.tags)) {
+          return;
+        }
+        var seen = {};
+        body.tags.forEach(function (entry) {
+          byKey[entry.key] = entry;
+          [entry.label].concat(entry.variants || [], entry.aliases || []).forEach(function (name) {
+            var f = fold(name);
+            if (!f || vocabulary[f]) {
+              return;
+            }
+            vocabulary[f] = entry;
+            if (!seen[name]) {
+              seen[name] = true;
+              var option = document.createElement("option");
+              option.value = name;
+              if (name !== entry.label) {
+                option.label = entry.label;
+              }
+              datalist.appendChild(option);
+            }
+          });
+        });
+      })
+      .catch(function () { /* the page works without autocomplete */ });
+  }
 
   function el(tag, className, text) {
     var node = document.createElement(tag);
@@ -89,12 +137,22 @@
     return order.filter(function (t) { return decisions[t] === "accepted"; });
   }
 
+  function chosen() {
+    var out = accepted();
+    added.forEach(function (t) {
+      if (out.indexOf(t) === -1) {
+        out.push(t);
+      }
+    });
+    return out;
+  }
+
   function rejected() {
     return order.filter(function (t) { return decisions[t] === "rejected"; });
   }
 
   function yaml() {
-    var tags = accepted();
+    var tags = chosen();
     if (!tags.length) {
       return "tags: []";
     }
@@ -124,6 +182,68 @@
     return Math.max(0, Math.min(100, Math.round(p)));
   }
 
+  var SIGNAL_NAMES = { label: "nommée dans le texte", linear: "mots du texte" };
+
+  function reasonsOf(s) {
+    var p = el("p", "reasons");
+    var explanations = Array.isArray(s.explanations) ? s.explanations : [];
+    if (!explanations.length && Array.isArray(s.reasons)) {
+      explanations = s.reasons.map(function (r) { return { signal: "linear", text: reasonText(r) }; });
+    }
+    var groups = { label: [], linear: [], neighbour: [] };
+    explanations.forEach(function (r) {
+      if (r && groups[r.signal]) {
+        groups[r.signal].push(r);
+      }
+    });
+    var parts = 0;
+    ["label", "linear"].forEach(function (signal) {
+      if (!groups[signal].length) {
+        return;
+      }
+      var part = el("span", "reason-group reason-" + signal);
+      part.appendChild(document.createTextNode((parts ? " · " : "") + SIGNAL_NAMES[signal] + " : "));
+      groups[signal].forEach(function (r, i) {
+        part.appendChild(el("span", "reason", r.text));
+        if (i < groups[signal].length - 1) {
+          part.appendChild(document.createTextNode(" "));
+        }
+      });
+      p.appendChild(part);
+      parts += 1;
+    });
+    groups.neighbour.forEach(function (r) {
+      var part = el("span", "reason-group reason-neighbour");
+      part.appendChild(document.createTextNode((parts ? " · " : "") + "comme le document "));
+      var a = el("a", "", "« " + (r.title || r.doc_id) + " »");
+      a.href = r.url || ("/documents/" + encodeURIComponent(r.doc_id));
+      part.appendChild(a);
+      p.appendChild(part);
+      parts += 1;
+    });
+    if (!parts) {
+      p.textContent = "Aucune raison particulière : étiquette fréquente sur des textes proches.";
+    }
+    return p;
+  }
+
+  function usageOf(s) {
+    var entry = byKey[s.key];
+    if (!entry) {
+      return null;
+    }
+    var p = el("p", "tag-usage");
+    p.appendChild(document.createTextNode("Employée dans " + entry.count + " document" +
+      (entry.count > 1 ? "s" : "") + ((entry.examples || []).length ? ", par exemple " : ".")));
+    (entry.examples || []).forEach(function (ex, i) {
+      var a = el("a", "", ex.title || ex.id);
+      a.href = ex.url;
+      p.appendChild(a);
+      p.appendChild(document.createTextNode(i < entry.examples.length - 1 ? " ; " : "."));
+    });
+    return p;
+  }
+
   function setDecision(tag, value, item) {
     decisions[tag] = decisions[tag] === value ? undefined : value;
     item.classList.toggle("is-accepted", decisions[tag] === "accepted");
@@ -137,8 +257,9 @@
   function suggestionItem(s, index) {
     var tag = String(s.tag);
     var pct = percent(s.score);
-    var item = el("li", "tag-suggestion");
+    var item = el("li", "tag-suggestion" + (s.confident ? " is-confident" : ""));
     item.setAttribute("data-tag", tag);
+    item.setAttribute("data-confident", s.confident ? "true" : "false");
 
     var head = el("div", "tag-head");
     var nameId = "tag-name-" + index;
@@ -161,21 +282,11 @@
     head.appendChild(confidence);
     item.appendChild(head);
 
-    var reasons = Array.isArray(s.reasons) ? s.reasons : (s.reasons ? [s.reasons] : []);
-    var words = reasons.map(reasonText).filter(function (w) { return w; });
-    var p = el("p", "reasons");
-    if (words.length) {
-      p.appendChild(document.createTextNode("Mots déclencheurs : "));
-      words.forEach(function (w, i) {
-        p.appendChild(el("span", "reason", w));
-        if (i < words.length - 1) {
-          p.appendChild(document.createTextNode(" "));
-        }
-      });
-    } else {
-      p.textContent = "Aucun mot déclencheur indiqué.";
+    item.appendChild(reasonsOf(s));
+    var usage = usageOf(s);
+    if (usage) {
+      item.appendChild(usage);
     }
-    item.appendChild(p);
 
     var group = el("div", "decision");
     group.setAttribute("role", "group");
@@ -193,6 +304,11 @@
     group.appendChild(accept);
     group.appendChild(reject);
     item.appendChild(group);
+    if (s.confident) {
+      decisions[tag] = "accepted";
+      item.classList.add("is-accepted");
+      accept.setAttribute("aria-pressed", "true");
+    }
     return item;
   }
 
@@ -200,15 +316,20 @@
     var tags = (body && Array.isArray(body.tags)) ? body.tags : [];
     order = [];
     decisions = {};
-    while (list.firstChild) {
-      list.removeChild(list.firstChild);
-    }
+    [list, others].forEach(function (ol) {
+      while (ol.firstChild) {
+        ol.removeChild(ol.firstChild);
+      }
+    });
+    var sure = 0;
     tags.forEach(function (s, i) {
       if (s && s.tag !== undefined && order.indexOf(String(s.tag)) === -1) {
         order.push(String(s.tag));
-        list.appendChild(suggestionItem(s, i));
+        (s.confident ? list : others).appendChild(suggestionItem(s, i));
+        sure += s.confident ? 1 : 0;
       }
     });
+    noConfident.hidden = sure > 0;
     var model = body && body.model ? body.model : null;
     var info = "";
     if (model) {
@@ -223,8 +344,9 @@
     updateYaml();
     say(feedbackStatus, "");
     if (order.length) {
-      say(status, order.length + (order.length > 1 ? " étiquettes suggérées." : " étiquette suggérée.") +
-        " Acceptez ou refusez chacune.", "ok");
+      say(status, order.length + (order.length > 1 ? " étiquettes suggérées" : " étiquette suggérée") +
+        ", dont " + sure + " avec confiance (présélectionnée" + (sure > 1 ? "s" : "") +
+        "). Acceptez ou refusez chacune.", "ok");
     } else {
       say(status, "Aucune étiquette n’est proposée pour ce texte.");
     }
@@ -255,7 +377,7 @@
       return;
     }
     var k = parseInt(kInput.value, 10);
-    k = isNaN(k) ? 8 : Math.max(1, Math.min(20, k));
+    k = isNaN(k) ? 6 : Math.max(1, Math.min(20, k));
     draft = { title: title, text: text };
     submitButton.disabled = true;
     say(status, "Analyse du texte en cours…");
@@ -279,11 +401,12 @@
   sendButton.addEventListener("click", function () {
     var yes = accepted();
     var no = rejected();
-    if (!draft || (!yes.length && !no.length)) {
-      say(feedbackStatus, "Acceptez ou refusez au moins une étiquette.", "error");
+    var byHand = added.filter(function (t) { return yes.indexOf(t) === -1; });
+    if (!draft || (!yes.length && !no.length && !byHand.length)) {
+      say(feedbackStatus, "Acceptez, refusez ou ajoutez au moins une étiquette.", "error");
       return;
     }
-    var payload = { title: draft.title, text: draft.text, accepted: yes, rejected: no };
+    var payload = { title: draft.title, text: draft.text, accepted: yes, rejected: no, added: byHand };
     var docId = docIdInput.value.trim();
     if (docId) {
       payload.doc_id = docId;
@@ -294,7 +417,8 @@
       .then(function (res) {
         if (res.ok) {
           say(feedbackStatus, "Merci : vos choix sont enregistrés (" + yes.length + " acceptée" +
-            (yes.length > 1 ? "s" : "") + ", " + no.length + " refusée" + (no.length > 1 ? "s" : "") + ").", "ok");
+            (yes.length > 1 ? "s" : "") + ", " + no.length + " refusée" + (no.length > 1 ? "s" : "") +
+            ", " + byHand.length + " ajoutée" + (byHand.length > 1 ? "s" : "") + ").", "ok");
         } else if (res.status === 401 || res.status === 403) {
           say(feedbackStatus, "Vos choix n’ont pas été enregistrés : seuls les éditeurs connectés peuvent les enregistrer (lien « Se connecter » en haut de la page).", "error");
         } else {
@@ -308,6 +432,61 @@
         sendButton.disabled = false;
       });
   });
+
+  // --- tags added by hand -------------------------------------------------------------------
+
+  function renderAdded() {
+    while (addedList.firstChild) {
+      addedList.removeChild(addedList.firstChild);
+    }
+    added.forEach(function (tag) {
+      var li = el("li");
+      var known = vocabulary[fold(tag)];
+      var button = el("button", "fr-tag fr-tag--dismiss added-tag", tag + (known ? "" : " (nouvelle)"));
+      button.type = "button";
+      button.setAttribute("aria-label", "Retirer " + tag);
+      button.title = known ? "Employée dans " + known.count + " document" + (known.count > 1 ? "s" : "") :
+        "Nouvelle étiquette : elle n’est pas encore dans le vocabulaire";
+      button.addEventListener("click", function () {
+        added = added.filter(function (t) { return t !== tag; });
+        renderAdded();
+        updateYaml();
+        say(addStatus, "Étiquette « " + tag + " » retirée.");
+        addInput.focus();
+      });
+      li.appendChild(button);
+      addedList.appendChild(li);
+    });
+  }
+
+  function addTag() {
+    var raw = addInput.value.replace(/\s+/g, " ").trim();
+    if (!raw) {
+      say(addStatus, "Saisissez une étiquette.", "error");
+      return;
+    }
+    var entry = vocabulary[fold(raw)];
+    var tag = entry ? entry.label : raw;
+    if (added.indexOf(tag) !== -1 || decisions[tag] === "accepted") {
+      say(addStatus, "« " + tag + " » est déjà retenue.");
+    } else {
+      added.push(tag);
+      say(addStatus, entry ? "Étiquette « " + tag + " » ajoutée." :
+        "Nouvelle étiquette « " + tag + " » ajoutée.", "ok");
+    }
+    addInput.value = "";
+    renderAdded();
+    updateYaml();
+  }
+
+  addButton.addEventListener("click", addTag);
+  addInput.addEventListener("keydown", function (event) {
+    if (event.key === "Enter") {
+      event.preventDefault();
+      addTag();
+    }
+  });
+  loadVocabulary();
 
   function copyFallback(text) {
     var range = document.createRange();
