@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import fnmatch
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Protocol
@@ -25,13 +26,17 @@ from whoosh.fields import DATETIME, TEXT, Schema
 from whoosh.qparser import FuzzyTermPlugin, PlusMinusPlugin, QueryParser
 
 from indexer.analysis import STOP_WORDS, Word, analyze_query, fold
+from indexer.compounds import joins, split
 from indexer.highlight import MatchSet
 from indexer.schema import TEXT_FIELDS
+from indexer.synonyms import Thesaurus
 
 MAX_QUERY_LENGTH = 500
 STEM_WEIGHT = 0.6
 PREFIX_WEIGHT = 0.7
 FUZZY_WEIGHT = 0.35
+JOIN_WEIGHT = 0.9
+"""A compound joined or split is nearly the words typed."""
 MAX_PREFIX_TERMS = 20
 TYPO_MAX_DF = 3
 """Typo expansion only for words in fewer documents than this (rare or unknown words)."""
@@ -71,6 +76,32 @@ class ParsedQuery:
     groups: list[WordGroup] = field(default_factory=list)
     words: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    concepts: list[Concept] = field(default_factory=list)
+    """Other readings of runs of ``groups``: synonyms, acronyms, compounds joined or split."""
+
+
+@dataclass
+class Alternative:
+    """One other reading of a run of query words: all its groups must match, and when it
+    has several words they must stand together (``phrase``: the terms to check, stems and
+    folded forms)."""
+
+    text: str
+    groups: list[WordGroup]
+    phrase: tuple[tuple[str, ...], ...] = ()
+
+
+@dataclass
+class Concept:
+    """Query words ``start``..``end`` (exclusive), or any of ``alternatives`` weighted by
+    ``weight``: a document matching an alternative counts as matching those words."""
+
+    start: int
+    end: int
+    alternatives: list[Alternative]
+    weight: float
+    source: str
+    label: str
 
 
 # --- expansion of one word ----------------------------------------------------------------------
@@ -142,7 +173,8 @@ def _prefix_only(lexicon: Lexicon, raw: str, match: MatchSet) -> WordGroup | Non
 # --- search box ---------------------------------------------------------------------------------
 
 
-def box_query(lexicon: Lexicon, text: str, typing: bool | None = None) -> ParsedQuery:
+def box_query(lexicon: Lexicon, text: str, typing: bool | None = None,
+              thesaurus: Thesaurus | None = None) -> ParsedQuery:
     """Plain words: one group per word, all required (see the engine for the OR fallback);
     the last word is a prefix while typing (``typing`` defaults to "no trailing space")."""
     text = text.replace("\u00a0", " ")
@@ -160,7 +192,64 @@ def box_query(lexicon: Lexicon, text: str, typing: bool | None = None) -> Parsed
         group = _prefix_only(lexicon, raw_last[-1], match)
         if group is not None:
             groups.append(group)
-    return ParsedQuery(None, match, "box", groups, [w.text for w in words])
+    parsed = ParsedQuery(None, match, "box", groups, [w.text for w in words])
+    if words and len(groups) == len(words):
+        parsed.concepts = concepts(lexicon, words, match, thesaurus)
+    return parsed
+
+
+# --- other readings: synonyms, acronyms, compounds ----------------------------------------------
+
+
+def _alternative(text: str, words: Sequence[Word], match: MatchSet) -> Alternative:
+    """An alternative's words match in their folded forms and stems (no prefix, no typo:
+    they come from the synonym file or the index, not from a visitor's keyboard)."""
+    groups = []
+    for w in words:
+        weighted = [(t, 1.0) for t in w.terms]
+        match.terms.update(w.terms)
+        if w.stem:
+            weighted.append((w.stem, STEM_WEIGHT))
+            match.stems.add(w.stem)
+        groups.append(WordGroup(w.text, weighted))
+    phrase: tuple[tuple[str, ...], ...] = ()
+    if len(words) > 1:
+        surfaces = tuple(w.surface for w in words)
+        stems = tuple(w.stem or w.surface for w in words)
+        phrase = (surfaces,) if stems == surfaces else (surfaces, stems)
+    return Alternative(text, groups, phrase)
+
+
+def concepts(
+    lexicon: Lexicon, words: Sequence[Word], match: MatchSet, thesaurus: Thesaurus | None
+) -> list[Concept]:
+    """Every other reading of the query's words, one :class:`Concept` per run of words."""
+    out: list[Concept] = []
+    for i, joined in joins(lexicon, words):
+        alt = _alternative(joined, [Word(joined, 0, len(joined), (joined,), None)], match)
+        out.append(Concept(i, i + 2, [alt], JOIN_WEIGHT, "compound", " ".join(
+            w.text for w in words[i : i + 2])))
+    for i, w in enumerate(words):
+        halves = split(lexicon, w)
+        if halves:
+            parts = [Word(h, 0, len(h), (h,), None) for h in halves]
+            out.append(Concept(i, i + 1, [_alternative(" ".join(halves), parts, match)],
+                               JOIN_WEIGHT, "compound", w.text))
+    if thesaurus is not None:
+        for exp in thesaurus.expansions(words):
+            alts = [_alternative(p.text, p.words, match) for p in exp.alternatives]
+            out.append(Concept(exp.start, exp.end, alts, exp.weight, exp.source,
+                               " ".join(w.text for w in words[exp.start : exp.end])))
+    return out
+
+
+def concept_note(used: Sequence[Concept]) -> str | None:
+    """"cherché aussi : collectivités territoriales (pour « mairies »), …" """
+    parts = []
+    for c in used:
+        alts = " / ".join(a.text for a in c.alternatives)
+        parts.append(f"{alts} (pour « {c.label} »)")
+    return "cherché aussi : " + ", ".join(parts) if parts else None
 
 
 # --- archivist syntax -----------------------------------------------------------------------------
@@ -328,7 +417,8 @@ def _oddities(text: str, raw: wq.Query) -> list[str]:
     return notes
 
 
-def parse_query(lexicon: Lexicon, text: str, key_of_tag) -> ParsedQuery:  # noqa: ANN001
+def parse_query(lexicon: Lexicon, text: str, key_of_tag,  # noqa: ANN001
+                thesaurus: Thesaurus | None = None) -> ParsedQuery:
     """Read a visitor's or archivist's query. Empty text matches every document."""
     if len(text) > MAX_QUERY_LENGTH:
         raise QueryError(f"query too long ({len(text)} characters, limit {MAX_QUERY_LENGTH})")
@@ -336,7 +426,7 @@ def parse_query(lexicon: Lexicon, text: str, key_of_tag) -> ParsedQuery:  # noqa
         return ParsedQuery(wq.Every(), MatchSet(), "all")
     if looks_advanced(text):
         return advanced_query(lexicon, text, key_of_tag)
-    parsed = box_query(lexicon, text)
+    parsed = box_query(lexicon, text, thesaurus=thesaurus)
     if not parsed.groups and text.strip():
         stop_only = all(fold(w) in STOP_WORDS for w in _RAW_WORD.findall(text))
         if stop_only:

@@ -13,6 +13,7 @@ import os
 import re
 import threading
 import time
+import weakref
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -27,8 +28,16 @@ from whoosh.searching import Searcher
 from indexer.analysis import STOP_WORDS, analyze, analyze_query, fold, load_in_background
 from indexer.engine import Engine, SegmentPostings
 from indexer.highlight import MatchSet, highlight, snippet
-from indexer.query import ParsedQuery, QueryError, parse_query, typo_distance
-from indexer.schema import open_index
+from indexer.query import (
+    Concept,
+    ParsedQuery,
+    QueryError,
+    concept_note,
+    parse_query,
+    typo_distance,
+)
+from indexer.schema import TEXT_FIELDS, open_index
+from indexer.synonyms import Thesaurus, ThesaurusSource
 from models.vocabulary import Vocabulary
 
 SORTS = ("relevance", "date", "-date")
@@ -39,6 +48,8 @@ MIN_COMPLETE = 5
 """Below this many documents holding every word, documents missing one word are shown too."""
 MAX_WINDOW = 10_000
 """page × size may not reach past this: deep pages are for the export."""
+RELAXED_SHARE = 0.3
+"""A relaxed query keeps the documents holding at least this share of its importance."""
 
 
 class SearchError(ValueError):
@@ -254,31 +265,64 @@ class SearchIndex:
             ts_to=_day_start(req.date_to) + 86_400 if req.date_to else None,  # 9999-12-31 too
         )
 
+    def thesaurus(self) -> Thesaurus:
+        """Synonyms and the index's acronyms, reloaded when either file changes."""
+        folder = getattr(self.ix.storage, "folder", None)
+        source = _THESAURI.get(self)
+        if source is None or source.index_folder != folder:
+            source = ThesaurusSource(Path(folder) if folder else None)
+            _THESAURI[self] = source
+        return source.get()
+
     def _box(self, engine: Engine, parsed: ParsedQuery, mask: np.ndarray,
              notes: list[str]) -> tuple[np.ndarray, np.ndarray]:
-        """AND first, OR when AND finds too little.
+        """AND first, relaxed when AND finds too little.
 
-        Documents holding every word come first. When fewer than :data:`MIN_COMPLETE` do, the
-        documents missing one word (or, for two words, any word) join them, their score scaled
-        by the share of words they hold, like Lucene's coordination factor.
+        Each word's score is its own match or, for a run of words another reading covers
+        (synonym, acronym, compound), the best alternative's score shared over the run.
+        Documents holding every word come first. When fewer than :data:`MIN_COMPLETE` do,
+        documents holding some of the words join them, their score scaled by the square of
+        the share of the query's *importance* they hold (a word's importance is its inverse
+        document frequency, so the rare words of a query count for more than the frequent
+        ones): Lucene's coordination factor, weighted by idf.
         """
         n = len(parsed.groups)
+        per_word = [engine.score_group(g.alternatives, g.fields) for g in parsed.groups]
+        used = []
+        for concept in parsed.concepts:
+            alt = _concept_scores(engine, concept, mask)
+            if alt is None:
+                continue
+            used.append(concept)
+            share = alt / (concept.end - concept.start)
+            for k in range(concept.start, concept.end):
+                per_word[k] = np.maximum(per_word[k], share)
+        if used:
+            note = concept_note(used)
+            if note:
+                notes.append(note)
         total = np.zeros(engine.n, dtype=np.float32)
         coverage = np.zeros(engine.n, dtype=np.int32)
-        for group in parsed.groups:
-            scores = engine.score_group(group.alternatives, group.fields)
+        held = np.zeros(engine.n, dtype=np.float32)
+        whole = np.float32(0)
+        live = max(1, int(engine.live.sum()))
+        for scores in per_word:
+            hit = scores > 0
+            importance = np.float32(np.log1p(live / (1 + np.count_nonzero(hit))))
             total += scores
-            coverage += scores > 0
+            coverage += hit
+            held += hit * importance
+            whole += importance
         coverage[~mask] = 0
         complete = np.flatnonzero(coverage == n)
         if len(complete) >= MIN_COMPLETE or n == 1:
             return complete, total[complete]
-        floor = n - 1 if n >= 3 else (1 if len(complete) == 0 else n)
-        kept = np.flatnonzero(coverage >= max(1, floor))
+        share = held / max(whole, np.float32(1e-6))
+        kept = np.flatnonzero(coverage > 0)
         if len(kept) > len(complete):
             parsed.mode = "or"
             notes.append("peu de documents contiennent tous les mots : résultats approchants")
-        return kept, total[kept] * (coverage[kept] / n) ** 2
+        return kept, total[kept] * share[kept].astype(np.float32) ** 2
 
     def _advanced(self, engine: Engine, q: wq.Query,
                   mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -298,9 +342,10 @@ class SearchIndex:
         """
         req.validate(paged=paged)
         engine = self.engine()
-        parsed = parse_query(engine.lexicon, req.q, self.vocabulary.key)
+        parsed = parse_query(engine.lexicon, req.q, self.vocabulary.key, self.thesaurus())
         if fields is not None:
-            for group in parsed.groups:
+            alternatives = [g for c in parsed.concepts for a in c.alternatives for g in a.groups]
+            for group in [*parsed.groups, *alternatives]:
                 group.fields = dict(fields)
         notes = list(parsed.notes)
         mask = self._mask(engine, req)
@@ -532,6 +577,52 @@ class SearchIndex:
             "untagged": untagged,
             "untagged_share": round(untagged / n, 4) if n else 0.0,
         }
+
+
+_THESAURI: weakref.WeakKeyDictionary[SearchIndex, ThesaurusSource] = weakref.WeakKeyDictionary()
+_PHRASES: weakref.WeakKeyDictionary[Engine, dict] = weakref.WeakKeyDictionary()
+"""Phrase masks per index generation: the synonym file's phrases recur from query to query,
+and Whoosh's phrase matching is the costly part of an alternative."""
+_PHRASES_LOCK = threading.Lock()
+MAX_PHRASES = 512
+
+
+def _phrase_mask(engine: Engine, phrase: tuple[tuple[str, ...], ...],
+                 fields: dict[str, float]) -> np.ndarray:
+    key = (phrase, tuple(fields))
+    with _PHRASES_LOCK:
+        cache = _PHRASES.setdefault(engine, {})
+        found = cache.get(key)
+    if found is not None:
+        return found
+    q = wq.Or([wq.Phrase(f, list(words), slop=1) for words in phrase for f in fields])
+    mask, _ = engine.evaluate(q)
+    with _PHRASES_LOCK:
+        if len(cache) >= MAX_PHRASES:
+            cache.clear()
+        cache[key] = mask
+    return mask
+
+
+def _concept_scores(engine: Engine, concept: Concept, mask: np.ndarray) -> np.ndarray | None:
+    """The best alternative's score per document (all its words, standing together when it
+    has several), times the concept's weight; None when no alternative matches a document."""
+    best: np.ndarray | None = None
+    for alt in concept.alternatives:
+        fields = alt.groups[0].fields if alt.groups else TEXT_FIELDS
+        scores = [engine.score_group(g.alternatives, g.fields) for g in alt.groups]
+        if not scores:
+            continue
+        found = np.logical_and.reduce([s > 0 for s in scores]) & mask
+        if not found.any():
+            continue
+        if alt.phrase:
+            found &= _phrase_mask(engine, alt.phrase, fields)
+            if not found.any():
+                continue
+        total = np.sum(scores, axis=0, dtype=np.float32) * np.float32(concept.weight) * found
+        best = total if best is None else np.maximum(best, total)
+    return best
 
 
 def _day(ts: float) -> str:
