@@ -45,11 +45,9 @@ MAX_PAGE_SIZE = 100
 REFRESH_SECONDS = 0.25
 """How often a request checks whether an ingest committed a new index generation."""
 MIN_COMPLETE = 5
-"""Below this many documents holding every word, documents missing one word are shown too."""
+"""Below this many documents holding every word, documents holding some of them are shown too."""
 MAX_WINDOW = 10_000
 """page × size may not reach past this: deep pages are for the export."""
-RELAXED_SHARE = 0.3
-"""A relaxed query keeps the documents holding at least this share of its importance."""
 
 
 class SearchError(ValueError):
