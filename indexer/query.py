@@ -13,6 +13,7 @@ A query that does not parse is searched as plain words, with a note saying so: n
 
 from __future__ import annotations
 
+import datetime as dt
 import fnmatch
 import re
 from collections.abc import Sequence
@@ -76,6 +77,8 @@ class ParsedQuery:
     groups: list[WordGroup] = field(default_factory=list)
     words: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    read_as: str | None = None
+    """The text actually searched, when the query was tidied first (see :func:`_tidy`)."""
     concepts: list[Concept] = field(default_factory=list)
     """Other readings of runs of ``groups``: synonyms, acronyms, compounds joined or split."""
 
@@ -170,6 +173,16 @@ def _prefix_only(lexicon: Lexicon, raw: str, match: MatchSet) -> WordGroup | Non
     return WordGroup(raw, [(t, PREFIX_WEIGHT) for t in terms])
 
 
+LOWERCASE_OPERATORS = frozenset({"and", "or", "not"})
+"""Typed for AND, OR, NOT; ``et`` and ``ou`` are stop words already."""
+
+
+def _lowercase_operator(lexicon: Lexicon, word: Word) -> bool:
+    """``cloud and nubo``: an English operator in lower case that no document holds is
+    neither searched nor "corrected" into another word."""
+    return word.text.lower() in LOWERCASE_OPERATORS and not lexicon.doc_frequency(word.surface)
+
+
 # --- search box ---------------------------------------------------------------------------------
 
 
@@ -180,6 +193,13 @@ def box_query(lexicon: Lexicon, text: str, typing: bool | None = None,
     text = text.replace("\u00a0", " ")
     typing = (not text.endswith((" ", "\t"))) if typing is None else typing
     words = list(analyze_query(text.strip()))
+    notes: list[str] = []
+    kept = [w for w in words if not _lowercase_operator(lexicon, w)]
+    for w in words:
+        if w not in kept:
+            notes.append(f"« {w.text} » ignoré : les opérateurs s'écrivent en majuscules "
+                         f"({w.text.upper()})")
+    words = kept
     match = MatchSet()
     groups: list[WordGroup] = []
     stripped = text.rstrip()
@@ -192,7 +212,7 @@ def box_query(lexicon: Lexicon, text: str, typing: bool | None = None,
         group = _prefix_only(lexicon, raw_last[-1], match)
         if group is not None:
             groups.append(group)
-    parsed = ParsedQuery(None, match, "box", groups, [w.text for w in words])
+    parsed = ParsedQuery(None, match, "box", groups, [w.text for w in words], notes)
     if words and len(groups) == len(words):
         parsed.concepts = concepts(lexicon, words, match, thesaurus)
     return parsed
@@ -258,7 +278,7 @@ def concept_note(used: Sequence[Concept]) -> str | None:
 @lru_cache(maxsize=1)
 def _parser() -> QueryParser:
     raw = RegexTokenizer(r"[^\s]+")
-    names = ["text", *TEXT_FIELDS, "tag", "category", "collection", "year", "id"]
+    names = ["text", *TEXT_FIELDS, "tag", "category", "collection", "year", "id", *FIELD_ALIASES]
     schema = Schema(date=DATETIME(), **{n: TEXT(analyzer=raw) for n in names})
     parser = QueryParser("text", schema)
     parser.add_plugin(PlusMinusPlugin())
@@ -417,6 +437,90 @@ def _oddities(text: str, raw: wq.Query) -> list[str]:
     return notes
 
 
+# --- promises of the query language ---------------------------------------------------------------
+
+FIELD_NAMES = ("title", "chapeau", "body", "attachment", "tag", "category", "collection",
+               "date", "year", "id")
+KNOWN_FIELDS = frozenset({*FIELD_NAMES, "text", *FIELD_ALIASES})
+_FIELD = re.compile(r"(^|[\s(+\-])([^\W\d_]\w*):(?!//)(?=\S)")
+_DATE_COMPARISON = re.compile(r"\b(date|year):(>=|<=|>|<)(\d{4}(?:-\d{1,2}(?:-\d{1,2})?)?)(?=$|[\s)])")
+_LEADING_OP = re.compile(r"(^|\()\s*(AND|OR)\b\s*")
+_TRAILING_OP = re.compile(r"\s*\b(AND|OR|NOT)\s*(?=$|\))")
+_DOUBLED_OP = re.compile(r"\b(AND|OR|NOT)\s+(AND|OR)\b")
+
+
+def _period(value: str) -> tuple[dt.date, dt.date]:
+    """First and last day of ``2019``, ``2019-06`` or ``2019-06-30`` (ValueError if none)."""
+    parts = [int(p) for p in value.split("-")]
+    if len(parts) == 1:
+        return dt.date(parts[0], 1, 1), dt.date(parts[0], 12, 31)
+    if len(parts) == 2:
+        first = dt.date(parts[0], parts[1], 1)
+        following = dt.date(parts[0] + parts[1] // 12, parts[1] % 12 + 1, 1)
+        return first, following - dt.timedelta(days=1)
+    day = dt.date(*parts)
+    return day, day
+
+
+def _date_range(m: re.Match[str], notes: list[str]) -> str:
+    """``date:>2023-01-01`` as Lucene and Elasticsearch read it: ``>`` after the whole day
+    (or month, or year) named, ``>=`` from its start, ``<`` before its start, ``<=`` to its
+    end."""
+    op, value = m.group(2), m.group(3)
+    try:
+        first, last = _period(value)
+        if op == ">":
+            rng = f"[{(last + dt.timedelta(days=1)).isoformat()} TO]"
+        elif op == ">=":
+            rng = f"[{first.isoformat()} TO]"
+        elif op == "<":
+            rng = f"[TO {(first - dt.timedelta(days=1)).isoformat()}]"
+        else:
+            rng = f"[TO {last.isoformat()}]"
+    except (ValueError, OverflowError):
+        notes.append(f"date non comprise dans « {m.group(0)} » : écrivez AAAA, AAAA-MM ou AAAA-MM-JJ")
+        return " "
+    return f"date:{rng}"
+
+
+def _known_field(m: re.Match[str], notes: list[str]) -> str:
+    """``auteur:dupont``: a field the index does not have is dropped, its value searched as
+    words, and a note names the fields there are."""
+    name = m.group(2)
+    if name.lower() in KNOWN_FIELDS:
+        return m.group(0)
+    notes.append(
+        f"champ inconnu « {name} » : sa valeur est cherchée dans tout le texte "
+        f"(champs possibles : {', '.join(FIELD_NAMES)})"
+    )
+    return m.group(1)
+
+
+def _tidy(text: str, notes: list[str]) -> str:
+    """What the help promises before Whoosh's parser sees the query: date comparisons, and
+    operators with nothing to join (``cloud NOT``, ``AND cloud``, ``cloud AND OR nubo``)
+    dropped with a note instead of being searched as words."""
+    text = _DATE_COMPARISON.sub(lambda m: _date_range(m, notes), text)
+    text = _FIELD.sub(lambda m: _known_field(m, notes), text)
+    for _ in range(5):
+        before = text
+        m = _DOUBLED_OP.search(text)
+        if m:
+            notes.append(f"« {m.group(1)} {m.group(2)} » : seul « {m.group(2)} » a été gardé")
+            text = text[: m.start()] + m.group(2) + text[m.end() :]
+        m = _LEADING_OP.search(text)
+        if m:
+            notes.append(f"« {m.group(2)} » sans mot avant : opérateur ignoré")
+            text = text[: m.start()] + m.group(1) + text[m.end() :]
+        m = _TRAILING_OP.search(text)
+        if m:
+            notes.append(f"« {m.group(1)} » sans mot après : opérateur ignoré")
+            text = text[: m.start()] + text[m.end() :]
+        if text == before:
+            break
+    return text
+
+
 def parse_query(lexicon: Lexicon, text: str, key_of_tag,  # noqa: ANN001
                 thesaurus: Thesaurus | None = None) -> ParsedQuery:
     """Read a visitor's or archivist's query. Empty text matches every document."""
@@ -425,7 +529,16 @@ def parse_query(lexicon: Lexicon, text: str, key_of_tag,  # noqa: ANN001
     if not text.strip():
         return ParsedQuery(wq.Every(), MatchSet(), "all")
     if looks_advanced(text):
-        return advanced_query(lexicon, text, key_of_tag)
+        notes: list[str] = []
+        tidied = _tidy(text, notes)
+        if looks_advanced(tidied):
+            parsed = advanced_query(lexicon, tidied, key_of_tag)
+        else:
+            parsed = box_query(lexicon, tidied, typing=False, thesaurus=thesaurus)
+        parsed.notes[:0] = notes
+        if tidied != text:
+            parsed.read_as = " ".join(tidied.split())
+        return parsed
     parsed = box_query(lexicon, text, thesaurus=thesaurus)
     if not parsed.groups and text.strip():
         stop_only = all(fold(w) in STOP_WORDS for w in _RAW_WORD.findall(text))

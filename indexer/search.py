@@ -29,6 +29,7 @@ from indexer.analysis import STOP_WORDS, analyze, analyze_query, fold, load_in_b
 from indexer.engine import Engine, SegmentPostings
 from indexer.highlight import MatchSet, highlight, snippet
 from indexer.query import (
+    LOWERCASE_OPERATORS,
     Concept,
     ParsedQuery,
     QueryError,
@@ -445,13 +446,16 @@ class SearchIndex:
         if parsed.mode not in ("box", "or") or not req.q.strip():
             return None
         lexicon = engine.lexicon
-        typing = not req.q.endswith(" ")
-        words = list(analyze_query(req.q.strip()))
-        corrected = req.q
+        text = parsed.read_as if parsed.read_as is not None else req.q
+        typing = parsed.read_as is None and not req.q.endswith(" ")
+        words = list(analyze_query(text.strip()))
+        corrected = text
         changed = False
         for i, w in enumerate(words):
             if typing and i == len(words) - 1 and lexicon.prefix(w.surface, 1):
                 continue
+            if w.text.lower() in LOWERCASE_OPERATORS:
+                continue  # "cloud and nubo" is no typo for "cloud an nubo"
             if any(lexicon.doc_frequency(t) for t in w.terms):
                 continue
             candidates = lexicon.fuzzy(w.surface, max(1, typo_distance(w.surface)), 1)
