@@ -27,6 +27,7 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import FileResponse, HTMLResponse, Response
 from fastapi.templating import Jinja2Templates
 
+from indexer.examples import syntax_examples
 from indexer.query import MAX_QUERY_LENGTH, QueryError
 from indexer.search import MAX_WINDOW, SearchError, SearchRequest, SearchResult
 from models.vocabulary import tag_key as plain_tag_key
@@ -393,7 +394,7 @@ def archives_page(request: Request, ctx: Ctx) -> HTMLResponse:
         page_title=f"{pq.q.strip()} — Archives" if pq.q.strip() else "Recherche avancée",
         pq=pq, error=error, size=ARCHIVE_PAGE_SIZE, base="/archives", collections=collections,
         count=count_text(result.total, pq.q) if result else "", exports=exports,
-        tag_facets_shown=TAG_FACETS_SHOWN,
+        tag_facets_shown=TAG_FACETS_SHOWN, examples=syntax_examples(ctx.search),
         **results_context("/archives", pq, result, ARCHIVE_PAGE_SIZE),
     )
 
