@@ -4,7 +4,7 @@ adresse nationale (BAN)", "RGAA (référentiel général d'amélioration de l'ac
 Press releases spell an acronym out the first time they use it, in one of two shapes: the
 expansion then the acronym in brackets, or the acronym then the expansion in brackets. A
 candidate is kept only when the acronym's letters can be read, in order, from the start of
-the expansion's words: each word gives a prefix of itself (``DINUM`` = *D*irection
+the expansion's words (two at least): each gives a prefix of itself, up to three letters (``DINUM`` = *D*irection
 *I*nterministérielle du *Num*érique), small words (``de``, ``la``, ``du``…) may give nothing,
 and the expansion starts with the word that gives the first letter. This is stricter than
 Schwartz & Hearst's letter-anywhere rule, so mining stays precise on any French text.
@@ -31,6 +31,8 @@ STORE_NAME = "acronyms.json"
 FORMAT = 1
 MAX_EXTRA_WORDS = 6
 """Words an expansion may hold beyond the acronym's letters (small words, mostly)."""
+MAX_PREFIX = 3
+"""Letters one word may give (``DINUM``: *num*érique)."""
 
 # Small words that an acronym usually skips ("direction interministérielle DU numérique").
 SKIPPABLE = frozenset(
@@ -70,6 +72,8 @@ def aligns(letters: str, words: list[str]) -> bool:
     first word gives the first letter."""
     if not words or not letters or not words[0].startswith(letters[0]):
         return False
+    if sum(w not in SKIPPABLE for w in words) < 2:
+        return False  # "Banque (BAN)" is a word cut short, not an acronym spelled out
 
     @cache
     def go(i: int, j: int) -> bool:
@@ -79,7 +83,7 @@ def aligns(letters: str, words: list[str]) -> bool:
         if word in SKIPPABLE and i > 0 and go(i + 1, j):
             return True
         p = 1
-        while p <= len(word) and j + p <= len(letters) and word[:p] == letters[j : j + p]:
+        while p <= min(len(word), MAX_PREFIX) and j + p <= len(letters) and word[:p] == letters[j : j + p]:
             if go(i + 1, j + p):
                 return True
             p += 1

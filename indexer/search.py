@@ -278,7 +278,7 @@ class SearchIndex:
         """AND first, relaxed when AND finds too little.
 
         Each word's score is its own match or, for a run of words another reading covers
-        (synonym, acronym, compound), the best alternative's score shared over the run.
+        (synonym, acronym, compound), its best alternative's (see :func:`_concept_scores`).
         Documents holding every word come first. When fewer than :data:`MIN_COMPLETE` do,
         documents holding some of the words join them, their score scaled by the square of
         the share of the query's *importance* they hold (a word's importance is its inverse
@@ -293,9 +293,8 @@ class SearchIndex:
             if alt is None:
                 continue
             used.append(concept)
-            share = alt / (concept.end - concept.start)
             for k in range(concept.start, concept.end):
-                per_word[k] = np.maximum(per_word[k], share)
+                per_word[k] = np.maximum(per_word[k], alt)
         if used:
             note = concept_note(used)
             if note:
@@ -607,8 +606,10 @@ def _phrase_mask(engine: Engine, phrase: tuple[tuple[str, ...], ...],
 
 
 def _concept_scores(engine: Engine, concept: Concept, mask: np.ndarray) -> np.ndarray | None:
-    """The best alternative's score per document (all its words, standing together when it
-    has several), times the concept's weight; None when no alternative matches a document."""
+    """Per document, what each word of the concept's run scores through its best
+    alternative: the mean score of the alternative's words (all required, standing together
+    when several), times the concept's weight, so that "IA" read as "intelligence
+    artificielle" weighs one word, not two. None when no alternative matches."""
     best: np.ndarray | None = None
     for alt in concept.alternatives:
         fields = alt.groups[0].fields if alt.groups else TEXT_FIELDS
@@ -622,7 +623,8 @@ def _concept_scores(engine: Engine, concept: Concept, mask: np.ndarray) -> np.nd
             found &= _phrase_mask(engine, alt.phrase, fields)
             if not found.any():
                 continue
-        total = np.sum(scores, axis=0, dtype=np.float32) * np.float32(concept.weight) * found
+        mean = np.sum(scores, axis=0, dtype=np.float32) / np.float32(len(scores))
+        total = mean * np.float32(concept.weight) * found
         best = total if best is None else np.maximum(best, total)
     return best
 
