@@ -26,7 +26,7 @@ from whoosh.analysis import RegexTokenizer
 from whoosh.fields import DATETIME, TEXT, Schema
 from whoosh.qparser import FuzzyTermPlugin, PlusMinusPlugin, QueryParser
 
-from indexer.analysis import STOP_WORDS, Word, analyze_query, fold
+from indexer.analysis import STOP_WORDS, Word, analyze_query, fold, make_word
 from indexer.compounds import joins, split
 from indexer.highlight import MatchSet
 from indexer.schema import TEXT_FIELDS
@@ -36,8 +36,8 @@ MAX_QUERY_LENGTH = 500
 STEM_WEIGHT = 0.6
 PREFIX_WEIGHT = 0.7
 FUZZY_WEIGHT = 0.35
-JOIN_WEIGHT = 0.9
-"""A compound joined or split is nearly the words typed."""
+JOIN_WEIGHT = 1.0
+"""A compound joined or split is the words typed, adjacent: as good as an exact match."""
 MAX_PREFIX_TERMS = 20
 TYPO_MAX_DF = 3
 """Typo expansion only for words in fewer documents than this (rare or unknown words)."""
@@ -240,19 +240,24 @@ def _alternative(text: str, words: Sequence[Word], match: MatchSet) -> Alternati
     return Alternative(text, groups, phrase)
 
 
+def _word(form: str) -> Word:
+    """A lexicon form as a query word: its folded form and its stem."""
+    return make_word(form, 0, None) or Word(form, 0, len(form), (form,), None)
+
+
 def concepts(
     lexicon: Lexicon, words: Sequence[Word], match: MatchSet, thesaurus: Thesaurus | None
 ) -> list[Concept]:
     """Every other reading of the query's words, one :class:`Concept` per run of words."""
     out: list[Concept] = []
     for i, joined in joins(lexicon, words):
-        alt = _alternative(joined, [Word(joined, 0, len(joined), (joined,), None)], match)
+        alt = _alternative(joined, [_word(joined)], match)
         out.append(Concept(i, i + 2, [alt], JOIN_WEIGHT, "compound", " ".join(
             w.text for w in words[i : i + 2])))
     for i, w in enumerate(words):
         halves = split(lexicon, w)
         if halves:
-            parts = [Word(h, 0, len(h), (h,), None) for h in halves]
+            parts = [_word(h) for h in halves]
             out.append(Concept(i, i + 1, [_alternative(" ".join(halves), parts, match)],
                                JOIN_WEIGHT, "compound", w.text))
     if thesaurus is not None:
