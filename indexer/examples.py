@@ -8,6 +8,7 @@ dates, and each is kept only if it finds something. Built once per index generat
 
 from __future__ import annotations
 
+import logging
 import threading
 import weakref
 from collections import Counter
@@ -21,6 +22,8 @@ from indexer.analysis import STOP_WORDS, light_words
 if TYPE_CHECKING:
     from indexer.engine import Engine
     from indexer.search import SearchIndex
+
+log = logging.getLogger(__name__)
 
 SAMPLE = 2_000
 """Documents looked at (the most recent): enough for frequent words, bounded at any size."""
@@ -118,7 +121,10 @@ def _candidates(si: SearchIndex, engine: Engine) -> list[Example]:  # noqa: C901
     categories: Counter[str] = Counter()
     attachment_words: Counter[str] = Counter()
     for d in recent[:300].tolist():
-        f = engine.stored_fields(int(d))
+        try:
+            f = engine.stored_fields(int(d))
+        except (TypeError, OSError):  # a segment merged away under an older generation
+            break
         categories.update(c for c in f.get("categories", []) if isinstance(c, str))
         attachment = f.get("attachment", "")
         if attachment:
@@ -156,11 +162,16 @@ def syntax_examples(si: SearchIndex) -> list[Example]:
     if found is not None:
         return found
     kept = []
-    for ex in _candidates(si, engine):
+    try:
+        candidates = _candidates(si, engine)
+    except (TypeError, OSError) as exc:  # files of a generation merged away meanwhile
+        log.warning("query examples not built: %s", exc)
+        return []
+    for ex in candidates:
         try:
-            if si.search(SearchRequest(q=ex.query, size=1)).total:
+            if len(si.run(SearchRequest(q=ex.query, size=1), limit=1).docs):
                 kept.append(ex)
-        except ValueError:
+        except (ValueError, TypeError, OSError):
             continue
     with _LOCK:
         _CACHE[engine] = kept

@@ -376,6 +376,10 @@ class _Converter:
             ])
         if isinstance(q, wq.Term):
             words = self.words(q.text)
+            for w in [w for w in words if _lowercase_operator(self.lexicon, w)]:
+                words.remove(w)
+                self.notes.append(f"« {w.text} » ignoré : les opérateurs s'écrivent en "
+                                  f"majuscules ({w.text.upper()})")
             if not words:
                 return wq.NullQuery
             groups = [

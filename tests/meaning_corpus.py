@@ -22,19 +22,20 @@ categories:
 """
 
 
-def write_corpus(folder: Path, docs: dict[str, tuple[str, str]], collection: str = "communiques",
+def write_corpus(folder: Path, docs: dict[str, tuple[str, ...]], collection: str = "communiques",
                  tag: str = "Numérique") -> Path:
-    """``docs``: id → (title, body); dates one year apart from 2016, in id order."""
+    """``docs``: id → (title, body) or (title, body, date); by default dates a year apart
+    from 2016, in id order."""
     root = folder / "corpus" / collection
     root.mkdir(parents=True, exist_ok=True)
-    for i, (doc_id, (title, body)) in enumerate(sorted(docs.items())):
-        date = f"{2016 + i % 9}-0{1 + i % 9}-1{i % 9}"
+    for i, (doc_id, (title, body, *day)) in enumerate(sorted(docs.items())):
+        date = day[0] if day else f"{2016 + i % 9}-0{1 + i % 9}-1{i % 9}"
         (root / f"{doc_id}.md").write_text(
             DOC.format(title=title, body=body, date=date, tag=tag), encoding="utf-8")
     return folder / "corpus"
 
 
-def index_of(folder: Path, docs: dict[str, tuple[str, str]]) -> Path:
+def index_of(folder: Path, docs: dict[str, tuple[str, ...]]) -> Path:
     return build_index(folder / "index", write_corpus(folder, docs))
 
 
