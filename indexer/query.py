@@ -194,7 +194,9 @@ def box_query(lexicon: Lexicon, text: str, typing: bool | None = None,
     typing = (not text.endswith((" ", "\t"))) if typing is None else typing
     words = list(analyze_query(text.strip()))
     notes: list[str] = []
-    kept = [w for w in words if not _lowercase_operator(lexicon, w)]
+    # While typing, a last "or" may be the start of "organisme": only whole words are dropped.
+    kept = [w for i, w in enumerate(words)
+            if not _lowercase_operator(lexicon, w) or (typing and i == len(words) - 1)]
     for w in words:
         if w not in kept:
             notes.append(f"« {w.text} » ignoré : les opérateurs s'écrivent en majuscules "
