@@ -66,7 +66,7 @@ def _words(text: str) -> list[str]:
     return out
 
 
-def aligns(letters: str, words: list[str]) -> bool:
+def aligns(letters: str, words: list[str], small_words_spell: bool = True) -> bool:
     """True when every word is used and together they spell ``letters``: each content word
     gives a prefix of itself (one letter or more), small words a prefix or nothing; the
     first word gives the first letter."""
@@ -80,8 +80,11 @@ def aligns(letters: str, words: list[str]) -> bool:
         if i == len(words):
             return j == len(letters)
         word = words[i]
-        if word in SKIPPABLE and i > 0 and go(i + 1, j):
-            return True
+        if word in SKIPPABLE and i > 0:
+            if go(i + 1, j):
+                return True
+            if not small_words_spell:
+                return False
         p = 1
         while p <= min(len(word), MAX_PREFIX) and j + p <= len(letters) and word[:p] == letters[j : j + p]:
             if go(i + 1, j + p):
@@ -97,12 +100,16 @@ def _expansion_before(letters: str, before: str) -> str | None:
     clause = _CLAUSE_END.split(before)[-1]
     words = _words(clause)
     longest = min(len(words), len(letters) + MAX_EXTRA_WORDS)
-    for k in range(1, longest + 1):
-        tail = words[-k:]
-        if tail[0] in SKIPPABLE:
-            continue
-        if aligns(letters, tail):
-            return " ".join(tail)
+    # Small words giving letters only when nothing else spells it ("platform as a service"
+    # for PaaS), so that "direction départementale des territoires et de la mer" is read
+    # whole for DDTM, not from "départementale des".
+    for small_words_spell in (False, True):
+        for k in range(1, longest + 1):
+            tail = words[-k:]
+            if tail[0] in SKIPPABLE:
+                continue
+            if aligns(letters, tail, small_words_spell):
+                return " ".join(tail)
     return None
 
 

@@ -23,6 +23,9 @@ from tests.meaning_corpus import ids, index_of, search, searcher
      "direction generale des finances publiques"),
     ("L'ANSSI (Agence nationale de la sécurité des systèmes d'information) publie", "ANSSI",
      "agence nationale de la securite des systemes information"),
+    ("la Direction départementale des territoires et de la mer (DDTM) du Nord", "DDTM",
+     "direction departementale des territoires et de la mer"),
+    ("une offre platform as a service (PaaS) dédiée", "PaaS", "platform as a service"),
 ])
 def test_mined_from_any_text(text: str, acronym: str, expansion: str) -> None:
     assert (acronym, expansion) in list(acronyms.mine(text))
