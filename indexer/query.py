@@ -236,9 +236,9 @@ def _alternative(text: str, words: Sequence[Word], match: MatchSet) -> Alternati
         groups.append(WordGroup(w.text, weighted))
     phrase: tuple[tuple[str, ...], ...] = ()
     if len(words) > 1:
-        surfaces = tuple(w.surface for w in words)
-        stems = tuple(w.stem or w.surface for w in words)
-        phrase = (surfaces,) if stems == surfaces else (surfaces, stems)
+        # Stems stand at their word's position in the index, so one phrase over stems finds
+        # every inflection; words without a stem (acronyms, numbers) by their folded form.
+        phrase = (tuple(w.stem or w.surface for w in words),)
     return Alternative(text, groups, phrase)
 
 

@@ -267,9 +267,10 @@ class SearchIndex:
     def thesaurus(self) -> Thesaurus:
         """Synonyms and the index's acronyms, reloaded when either file changes."""
         folder = getattr(self.ix.storage, "folder", None)
+        folder = Path(folder) if folder else None
         source = _THESAURI.get(self)
         if source is None or source.index_folder != folder:
-            source = ThesaurusSource(Path(folder) if folder else None)
+            source = ThesaurusSource(folder)
             _THESAURI[self] = source
         return source.get()
 
@@ -293,8 +294,11 @@ class SearchIndex:
             if alt is None:
                 continue
             used.append(concept)
+            # A compound is the words typed; another reading weighs as one word, whatever
+            # the number of words it stands for.
+            share = alt if concept.source == "compound" else alt / (concept.end - concept.start)
             for k in range(concept.start, concept.end):
-                per_word[k] = np.maximum(per_word[k], alt)
+                per_word[k] = np.maximum(per_word[k], share)
         if used:
             note = concept_note(used)
             if note:
@@ -582,27 +586,51 @@ class SearchIndex:
 
 _THESAURI: weakref.WeakKeyDictionary[SearchIndex, ThesaurusSource] = weakref.WeakKeyDictionary()
 _PHRASES: weakref.WeakKeyDictionary[Engine, dict] = weakref.WeakKeyDictionary()
-"""Phrase masks per index generation: the synonym file's phrases recur from query to query,
-and Whoosh's phrase matching is the costly part of an alternative."""
+"""Per index generation and phrase, the documents already checked and those holding it: the
+synonym file's phrases recur from query to query, and reading positions is the costly part."""
 _PHRASES_LOCK = threading.Lock()
 MAX_PHRASES = 512
+PHRASE_FIELDS = ("title", "chapeau", "body")
+"""Fields where a phrase is looked for (attachments are long, their positions costly)."""
+PHRASE_CANDIDATES = 60
+"""Documents whose positions are read for one phrase in one query, best first: reading
+positions costs ~0.1 ms a document in Whoosh, and a common phrase is in thousands."""
 
 
-def _phrase_mask(engine: Engine, phrase: tuple[tuple[str, ...], ...],
-                 fields: dict[str, float]) -> np.ndarray:
+def _phrase_mask(engine: Engine, phrase: tuple[tuple[str, ...], ...], fields: dict[str, float],
+                 candidates: np.ndarray) -> np.ndarray:
+    """Which of ``candidates`` (document numbers, best first) hold the phrase in one of the
+    fields. Only the first :data:`PHRASE_CANDIDATES` are looked at; the others do not match."""
     key = (phrase, tuple(fields))
     with _PHRASES_LOCK:
         cache = _PHRASES.setdefault(engine, {})
-        found = cache.get(key)
-    if found is not None:
-        return found
-    q = wq.Or([wq.Phrase(f, list(words), slop=1) for words in phrase for f in fields])
-    mask, _ = engine.evaluate(q)
-    with _PHRASES_LOCK:
-        if len(cache) >= MAX_PHRASES:
-            cache.clear()
-        cache[key] = mask
-    return mask
+        if key not in cache:
+            if len(cache) >= MAX_PHRASES:
+                cache.clear()
+            cache[key] = (np.zeros(engine.n, dtype=bool), np.zeros(engine.n, dtype=bool))
+        checked, holds = cache[key]
+    todo = sorted(int(d) for d in candidates[:PHRASE_CANDIDATES] if not checked[d])
+    if todo:
+        found = np.zeros(engine.n, dtype=bool)
+        with engine.lock:
+            for words in phrase:
+                for f in [f for f in fields if f in PHRASE_FIELDS] or list(fields):
+                    m = wq.Phrase(f, list(words), slop=1).matcher(engine.searcher)
+                    for d in todo:
+                        if found[d]:
+                            continue
+                        if m.is_active() and m.id() < d:
+                            m.skip_to(d)
+                        if not m.is_active():
+                            break
+                        if m.id() == d:
+                            found[d] = True
+        with _PHRASES_LOCK:
+            holds[todo] = found[todo]
+            checked[todo] = True
+    out = np.zeros(engine.n, dtype=bool)
+    out[candidates[:PHRASE_CANDIDATES]] = holds[candidates[:PHRASE_CANDIDATES]]
+    return out
 
 
 def _concept_scores(engine: Engine, concept: Concept, mask: np.ndarray) -> np.ndarray | None:
@@ -619,11 +647,16 @@ def _concept_scores(engine: Engine, concept: Concept, mask: np.ndarray) -> np.nd
         found = np.logical_and.reduce([s > 0 for s in scores]) & mask
         if not found.any():
             continue
+        mean = np.sum(scores, axis=0, dtype=np.float32) / np.float32(len(scores))
         if alt.phrase:
-            found &= _phrase_mask(engine, alt.phrase, fields)
+            docs = np.flatnonzero(found)
+            if len(docs) > PHRASE_CANDIDATES:
+                top = np.argpartition(-mean[docs], PHRASE_CANDIDATES - 1)[:PHRASE_CANDIDATES]
+                docs = docs[top]
+            docs = docs[np.argsort(-mean[docs], kind="stable")]
+            found = _phrase_mask(engine, alt.phrase, fields, docs)
             if not found.any():
                 continue
-        mean = np.sum(scores, axis=0, dtype=np.float32) / np.float32(len(scores))
         total = mean * np.float32(concept.weight) * found
         best = total if best is None else np.maximum(best, total)
     return best

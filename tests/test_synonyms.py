@@ -23,6 +23,7 @@ DOCS = {
     "mots-epars": ("Le prix des services et les terrains de sport",
                    "Les terrains de sport ont un prix : rien à voir avec les valeurs."),
     "terrains-vendus": ("Publication du prix des terrains vendus", "Le prix des terrains par commune."),
+    "distance": ("Le travail à distance des agents", "Le travail à distance progresse."),
     "nuage": ("Informatique en nuage souveraine", "Une offre d'informatique en nuage pour l'État."),
 }
 
@@ -78,11 +79,10 @@ def test_multi_word_entries_match_as_phrases(si) -> None:  # noqa: ANN001
 
 
 def test_synonym_matches_rank_below_exact_words(si) -> None:  # noqa: ANN001
-    r = search(si, "télétravail ")
-    assert ids(r)[0] == "teletravail"
-    exact = r.hits[0].score
-    r = search(si, "travail à distance ")
-    assert ids(r)[0] == "teletravail" and r.hits[0].score < exact
+    found = ids(search(si, "télétravail "))
+    assert found[0] == "teletravail" and "distance" in found
+    found = ids(search(si, "travail à distance "))
+    assert found[0] == "distance" and "teletravail" in found
 
 
 def test_highlights_show_the_synonym_found(si) -> None:  # noqa: ANN001
