@@ -55,7 +55,7 @@ def si(corpus: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch):  # noqa: ANN
 
 def test_everyday_words_find_the_administrations(si) -> None:  # noqa: ANN001
     r = search(si, "travailler de chez soi ")
-    assert ids(r)[:1] == ["teletravail"]
+    assert set(ids(r)[:2]) == {"teletravail", "distance"}
     assert any(n.startswith("cherché aussi : ") and "télétravail" in n for n in r.notes), r.notes
     assert ids(search(si, "numérique des mairies "))[:1] == ["collectivites"]
     assert ids(search(si, "aides aux sociétés "))[:1] == ["entreprises"]
@@ -87,7 +87,8 @@ def test_synonym_matches_rank_below_exact_words(si) -> None:  # noqa: ANN001
 
 def test_highlights_show_the_synonym_found(si) -> None:  # noqa: ANN001
     r = search(si, "travailler de chez soi ")
-    assert "<mark>télétravail</mark>" in r.hits[0].title_html
+    hit = next(h for h in r.hits if h.id == "teletravail")
+    assert "<mark>télétravail</mark>" in hit.title_html
 
 
 def test_expansion_is_bounded() -> None:
