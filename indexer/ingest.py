@@ -474,10 +474,19 @@ def ingest(
                              prepare)
         report.rekeyed = rekeyed
         report.segments = optimize_index(ix) if optimize else consolidate_segments(ix)
+        store_acronyms(ix)
         return report
     finally:
         if lock is not None:
             lock.release()
+
+
+def store_acronyms(ix: Index) -> None:
+    """The acronyms the indexed texts define, stored with the index (see
+    :mod:`indexer.acronyms`): mined from stored text, after the last commit."""
+    from indexer.acronyms import mine_index
+
+    mine_index(ix)
 
 
 def _ingest(

@@ -13,8 +13,10 @@ A query that does not parse is searched as plain words, with a note saying so: n
 
 from __future__ import annotations
 
+import datetime as dt
 import fnmatch
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Protocol
@@ -24,14 +26,18 @@ from whoosh.analysis import RegexTokenizer
 from whoosh.fields import DATETIME, TEXT, Schema
 from whoosh.qparser import FuzzyTermPlugin, PlusMinusPlugin, QueryParser
 
-from indexer.analysis import STOP_WORDS, Word, analyze_query, fold
+from indexer.analysis import STOP_WORDS, Word, analyze_query, fold, make_word
+from indexer.compounds import joins, split
 from indexer.highlight import MatchSet
 from indexer.schema import TEXT_FIELDS
+from indexer.synonyms import Thesaurus
 
 MAX_QUERY_LENGTH = 500
 STEM_WEIGHT = 0.6
 PREFIX_WEIGHT = 0.7
 FUZZY_WEIGHT = 0.35
+JOIN_WEIGHT = 1.0
+"""A compound joined or split is the words typed, adjacent: as good as an exact match."""
 MAX_PREFIX_TERMS = 20
 TYPO_MAX_DF = 3
 """Typo expansion only for words in fewer documents than this (rare or unknown words)."""
@@ -71,6 +77,34 @@ class ParsedQuery:
     groups: list[WordGroup] = field(default_factory=list)
     words: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    read_as: str | None = None
+    """The text actually searched, when the query was tidied first (see :func:`_tidy`)."""
+    concepts: list[Concept] = field(default_factory=list)
+    """Other readings of runs of ``groups``: synonyms, acronyms, compounds joined or split."""
+
+
+@dataclass
+class Alternative:
+    """One other reading of a run of query words: all its groups must match, and when it
+    has several words they must stand together (``phrase``: the terms to check, stems and
+    folded forms)."""
+
+    text: str
+    groups: list[WordGroup]
+    phrase: tuple[tuple[str, ...], ...] = ()
+
+
+@dataclass
+class Concept:
+    """Query words ``start``..``end`` (exclusive), or any of ``alternatives`` weighted by
+    ``weight``: a document matching an alternative counts as matching those words."""
+
+    start: int
+    end: int
+    alternatives: list[Alternative]
+    weight: float
+    source: str
+    label: str
 
 
 # --- expansion of one word ----------------------------------------------------------------------
@@ -139,15 +173,35 @@ def _prefix_only(lexicon: Lexicon, raw: str, match: MatchSet) -> WordGroup | Non
     return WordGroup(raw, [(t, PREFIX_WEIGHT) for t in terms])
 
 
+LOWERCASE_OPERATORS = frozenset({"and", "or", "not"})
+"""Typed for AND, OR, NOT; ``et`` and ``ou`` are stop words already."""
+
+
+def _lowercase_operator(lexicon: Lexicon, word: Word) -> bool:
+    """``cloud and nubo``: an English operator in lower case that no document holds is
+    neither searched nor "corrected" into another word."""
+    return word.text.lower() in LOWERCASE_OPERATORS and not lexicon.doc_frequency(word.surface)
+
+
 # --- search box ---------------------------------------------------------------------------------
 
 
-def box_query(lexicon: Lexicon, text: str, typing: bool | None = None) -> ParsedQuery:
+def box_query(lexicon: Lexicon, text: str, typing: bool | None = None,
+              thesaurus: Thesaurus | None = None) -> ParsedQuery:
     """Plain words: one group per word, all required (see the engine for the OR fallback);
     the last word is a prefix while typing (``typing`` defaults to "no trailing space")."""
     text = text.replace("\u00a0", " ")
     typing = (not text.endswith((" ", "\t"))) if typing is None else typing
     words = list(analyze_query(text.strip()))
+    notes: list[str] = []
+    # While typing, a last "or" may be the start of "organisme": only whole words are dropped.
+    kept = [w for i, w in enumerate(words)
+            if not _lowercase_operator(lexicon, w) or (typing and i == len(words) - 1)]
+    for w in words:
+        if w not in kept:
+            notes.append(f"« {w.text} » ignoré : les opérateurs s'écrivent en majuscules "
+                         f"({w.text.upper()})")
+    words = kept
     match = MatchSet()
     groups: list[WordGroup] = []
     stripped = text.rstrip()
@@ -160,7 +214,69 @@ def box_query(lexicon: Lexicon, text: str, typing: bool | None = None) -> Parsed
         group = _prefix_only(lexicon, raw_last[-1], match)
         if group is not None:
             groups.append(group)
-    return ParsedQuery(None, match, "box", groups, [w.text for w in words])
+    parsed = ParsedQuery(None, match, "box", groups, [w.text for w in words], notes)
+    if words and len(groups) == len(words):
+        parsed.concepts = concepts(lexicon, words, match, thesaurus)
+    return parsed
+
+
+# --- other readings: synonyms, acronyms, compounds ----------------------------------------------
+
+
+def _alternative(text: str, words: Sequence[Word], match: MatchSet) -> Alternative:
+    """An alternative's words match in their folded forms and stems (no prefix, no typo:
+    they come from the synonym file or the index, not from a visitor's keyboard)."""
+    groups = []
+    for w in words:
+        weighted = [(t, 1.0) for t in w.terms]
+        match.terms.update(w.terms)
+        if w.stem:
+            weighted.append((w.stem, STEM_WEIGHT))
+            match.stems.add(w.stem)
+        groups.append(WordGroup(w.text, weighted))
+    phrase: tuple[tuple[str, ...], ...] = ()
+    if len(words) > 1:
+        # Stems stand at their word's position in the index, so one phrase over stems finds
+        # every inflection; words without a stem (acronyms, numbers) by their folded form.
+        phrase = (tuple(w.stem or w.surface for w in words),)
+    return Alternative(text, groups, phrase)
+
+
+def _word(form: str) -> Word:
+    """A lexicon form as a query word: its folded form and its stem."""
+    return make_word(form, 0, None) or Word(form, 0, len(form), (form,), None)
+
+
+def concepts(
+    lexicon: Lexicon, words: Sequence[Word], match: MatchSet, thesaurus: Thesaurus | None
+) -> list[Concept]:
+    """Every other reading of the query's words, one :class:`Concept` per run of words."""
+    out: list[Concept] = []
+    for i, joined in joins(lexicon, words):
+        alt = _alternative(joined, [_word(joined)], match)
+        out.append(Concept(i, i + 2, [alt], JOIN_WEIGHT, "compound", " ".join(
+            w.text for w in words[i : i + 2])))
+    for i, w in enumerate(words):
+        halves = split(lexicon, w)
+        if halves:
+            parts = [_word(h) for h in halves]
+            out.append(Concept(i, i + 1, [_alternative(" ".join(halves), parts, match)],
+                               JOIN_WEIGHT, "compound", w.text))
+    if thesaurus is not None:
+        for exp in thesaurus.expansions(words):
+            alts = [_alternative(p.text, p.words, match) for p in exp.alternatives]
+            out.append(Concept(exp.start, exp.end, alts, exp.weight, exp.source,
+                               " ".join(w.text for w in words[exp.start : exp.end])))
+    return out
+
+
+def concept_note(used: Sequence[Concept]) -> str | None:
+    """"cherché aussi : collectivités territoriales (pour « mairies »), …" """
+    parts = []
+    for c in used:
+        alts = " / ".join(a.text for a in c.alternatives)
+        parts.append(f"{alts} (pour « {c.label} »)")
+    return "cherché aussi : " + ", ".join(parts) if parts else None
 
 
 # --- archivist syntax -----------------------------------------------------------------------------
@@ -169,7 +285,7 @@ def box_query(lexicon: Lexicon, text: str, typing: bool | None = None) -> Parsed
 @lru_cache(maxsize=1)
 def _parser() -> QueryParser:
     raw = RegexTokenizer(r"[^\s]+")
-    names = ["text", *TEXT_FIELDS, "tag", "category", "collection", "year", "id"]
+    names = ["text", *TEXT_FIELDS, "tag", "category", "collection", "year", "id", *FIELD_ALIASES]
     schema = Schema(date=DATETIME(), **{n: TEXT(analyzer=raw) for n in names})
     parser = QueryParser("text", schema)
     parser.add_plugin(PlusMinusPlugin())
@@ -262,6 +378,10 @@ class _Converter:
             ])
         if isinstance(q, wq.Term):
             words = self.words(q.text)
+            for w in [w for w in words if _lowercase_operator(self.lexicon, w)]:
+                words.remove(w)
+                self.notes.append(f"« {w.text} » ignoré : les opérateurs s'écrivent en "
+                                  f"majuscules ({w.text.upper()})")
             if not words:
                 return wq.NullQuery
             groups = [
@@ -328,15 +448,109 @@ def _oddities(text: str, raw: wq.Query) -> list[str]:
     return notes
 
 
-def parse_query(lexicon: Lexicon, text: str, key_of_tag) -> ParsedQuery:  # noqa: ANN001
+# --- promises of the query language ---------------------------------------------------------------
+
+FIELD_NAMES = ("title", "chapeau", "body", "attachment", "tag", "category", "collection",
+               "date", "year", "id")
+KNOWN_FIELDS = frozenset({*FIELD_NAMES, "text", *FIELD_ALIASES})
+_FIELD = re.compile(r"(^|[\s(+\-])([^\W\d_]\w*):(?!//)(?=\S)")
+_DATE_COMPARISON = re.compile(r"\b(date|year):(>=|<=|>|<)(\d{4}(?:-\d{1,2}(?:-\d{1,2})?)?)(?=$|[\s)])")
+_LEADING_OP = re.compile(r"(^|\()\s*(AND|OR)\b\s*")
+_TRAILING_OP = re.compile(r"\s*\b(AND|OR|NOT)\s*(?=$|\))")
+_DOUBLED_OP = re.compile(r"\b(AND|OR|NOT)\s+(AND|OR)\b")
+
+
+def _period(value: str) -> tuple[dt.date, dt.date]:
+    """First and last day of ``2019``, ``2019-06`` or ``2019-06-30`` (ValueError if none)."""
+    parts = [int(p) for p in value.split("-")]
+    if len(parts) == 1:
+        return dt.date(parts[0], 1, 1), dt.date(parts[0], 12, 31)
+    if len(parts) == 2:
+        first = dt.date(parts[0], parts[1], 1)
+        following = dt.date(parts[0] + parts[1] // 12, parts[1] % 12 + 1, 1)
+        return first, following - dt.timedelta(days=1)
+    day = dt.date(*parts)
+    return day, day
+
+
+def _date_range(m: re.Match[str], notes: list[str]) -> str:
+    """``date:>2023-01-01`` as Lucene and Elasticsearch read it: ``>`` after the whole day
+    (or month, or year) named, ``>=`` from its start, ``<`` before its start, ``<=`` to its
+    end."""
+    op, value = m.group(2), m.group(3)
+    try:
+        first, last = _period(value)
+        if op == ">":
+            rng = f"[{(last + dt.timedelta(days=1)).isoformat()} TO]"
+        elif op == ">=":
+            rng = f"[{first.isoformat()} TO]"
+        elif op == "<":
+            rng = f"[TO {(first - dt.timedelta(days=1)).isoformat()}]"
+        else:
+            rng = f"[TO {last.isoformat()}]"
+    except (ValueError, OverflowError):
+        notes.append(f"date non comprise dans « {m.group(0)} » : écrivez AAAA, AAAA-MM ou AAAA-MM-JJ")
+        return " "
+    return f"date:{rng}"
+
+
+def _known_field(m: re.Match[str], notes: list[str]) -> str:
+    """``auteur:dupont``: a field the index does not have is dropped, its value searched as
+    words, and a note names the fields there are."""
+    name = m.group(2)
+    if name.lower() in KNOWN_FIELDS:
+        return m.group(0)
+    notes.append(
+        f"champ inconnu « {name} » : sa valeur est cherchée dans tout le texte "
+        f"(champs possibles : {', '.join(FIELD_NAMES)})"
+    )
+    return m.group(1)
+
+
+def _tidy(text: str, notes: list[str]) -> str:
+    """What the help promises before Whoosh's parser sees the query: date comparisons, and
+    operators with nothing to join (``cloud NOT``, ``AND cloud``, ``cloud AND OR nubo``)
+    dropped with a note instead of being searched as words."""
+    text = _DATE_COMPARISON.sub(lambda m: _date_range(m, notes), text)
+    text = _FIELD.sub(lambda m: _known_field(m, notes), text)
+    for _ in range(5):
+        before = text
+        m = _DOUBLED_OP.search(text)
+        if m:
+            notes.append(f"« {m.group(1)} {m.group(2)} » : seul « {m.group(2)} » a été gardé")
+            text = text[: m.start()] + m.group(2) + text[m.end() :]
+        m = _LEADING_OP.search(text)
+        if m:
+            notes.append(f"« {m.group(2)} » sans mot avant : opérateur ignoré")
+            text = text[: m.start()] + m.group(1) + text[m.end() :]
+        m = _TRAILING_OP.search(text)
+        if m:
+            notes.append(f"« {m.group(1)} » sans mot après : opérateur ignoré")
+            text = text[: m.start()] + text[m.end() :]
+        if text == before:
+            break
+    return text
+
+
+def parse_query(lexicon: Lexicon, text: str, key_of_tag,  # noqa: ANN001
+                thesaurus: Thesaurus | None = None) -> ParsedQuery:
     """Read a visitor's or archivist's query. Empty text matches every document."""
     if len(text) > MAX_QUERY_LENGTH:
         raise QueryError(f"query too long ({len(text)} characters, limit {MAX_QUERY_LENGTH})")
     if not text.strip():
         return ParsedQuery(wq.Every(), MatchSet(), "all")
     if looks_advanced(text):
-        return advanced_query(lexicon, text, key_of_tag)
-    parsed = box_query(lexicon, text)
+        notes: list[str] = []
+        tidied = _tidy(text, notes)
+        if looks_advanced(tidied):
+            parsed = advanced_query(lexicon, tidied, key_of_tag)
+        else:
+            parsed = box_query(lexicon, tidied, typing=False, thesaurus=thesaurus)
+        parsed.notes[:0] = notes
+        if tidied != text:
+            parsed.read_as = " ".join(tidied.split())
+        return parsed
+    parsed = box_query(lexicon, text, thesaurus=thesaurus)
     if not parsed.groups and text.strip():
         stop_only = all(fold(w) in STOP_WORDS for w in _RAW_WORD.findall(text))
         if stop_only:

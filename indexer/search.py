@@ -13,6 +13,7 @@ import os
 import re
 import threading
 import time
+import weakref
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from functools import partial
@@ -29,9 +30,18 @@ from indexer.analysis import STOP_WORDS, analyze, analyze_query, fold, load_in_b
 from indexer.engine import Engine, SegmentPostings
 from indexer.export import public_path
 from indexer.highlight import MatchSet, highlight, snippet
-from indexer.query import ParsedQuery, QueryError, parse_query, typo_distance
-from indexer.schema import open_index
+from indexer.query import (
+    LOWERCASE_OPERATORS,
+    Concept,
+    ParsedQuery,
+    QueryError,
+    concept_note,
+    parse_query,
+    typo_distance,
+)
+from indexer.schema import TEXT_FIELDS, open_index
 from indexer.snapshot import open_reader, open_searcher
+from indexer.synonyms import Thesaurus, ThesaurusSource
 from indexer.vocabulary import Vocabulary, aliases_of_index, index_aliases_stamp
 
 SORTS = ("relevance", "date", "-date")
@@ -39,7 +49,7 @@ MAX_PAGE_SIZE = 100
 REFRESH_SECONDS = 0.25
 """How often a request checks whether an ingest committed a new index generation."""
 MIN_COMPLETE = 5
-"""Below this many documents holding every word, documents missing one word are shown too."""
+"""Below this many documents holding every word, documents holding some of them are shown too."""
 TAG_FACETS_SHOWN = 30
 """Tag facets shown at first on the pages; the others are behind "voir plus"."""
 MAX_TAG_FACETS = 500
@@ -307,31 +317,67 @@ class SearchIndex:
         )
         return mask if req.drafts else mask & engine.published
 
+    def thesaurus(self) -> Thesaurus:
+        """Synonyms and the index's acronyms, reloaded when either file changes."""
+        folder = getattr(self.ix.storage, "folder", None)
+        folder = Path(folder) if folder else None
+        source = _THESAURI.get(self)
+        if source is None or source.index_folder != folder:
+            source = ThesaurusSource(folder)
+            _THESAURI[self] = source
+        return source.get()
+
     def _box(self, engine: Engine, parsed: ParsedQuery, mask: np.ndarray,
              notes: list[str]) -> tuple[np.ndarray, np.ndarray]:
-        """AND first, OR when AND finds too little.
+        """AND first, relaxed when AND finds too little.
 
-        Documents holding every word come first. When fewer than :data:`MIN_COMPLETE` do, the
-        documents missing one word (or, for two words, any word) join them, their score scaled
-        by the share of words they hold, like Lucene's coordination factor.
+        Each word's score is its own match or, for a run of words another reading covers
+        (synonym, acronym, compound), its best alternative's (see :func:`_concept_scores`).
+        Documents holding every word come first. When fewer than :data:`MIN_COMPLETE` do,
+        documents holding some of the words join them, their score scaled by the square of
+        the share of the query's *importance* they hold (a word's importance is its inverse
+        document frequency, so the rare words of a query count for more than the frequent
+        ones): Lucene's coordination factor, weighted by idf.
         """
         n = len(parsed.groups)
+        per_word = [engine.score_group(g.alternatives, g.fields) for g in parsed.groups]
+        used = []
+        for concept in parsed.concepts:
+            alt = _concept_scores(engine, concept, mask)
+            if alt is None:
+                continue
+            used.append(concept)
+            # A compound is the words typed; another reading weighs as one word, whatever
+            # the number of words it stands for.
+            share = alt if concept.source == "compound" else alt / (concept.end - concept.start)
+            for k in range(concept.start, concept.end):
+                per_word[k] = np.maximum(per_word[k], share)
+        if used:
+            note = concept_note(used)
+            if note:
+                notes.append(note)
         total = np.zeros(engine.n, dtype=np.float32)
         coverage = np.zeros(engine.n, dtype=np.int32)
-        for group in parsed.groups:
-            scores = engine.score_group(group.alternatives, group.fields)
+        held = np.zeros(engine.n, dtype=np.float32)
+        whole = np.float32(0)
+        live = max(1, int(engine.live.sum()))
+        for scores in per_word:
+            hit = scores > 0
+            importance = np.float32(np.log1p(live / (1 + np.count_nonzero(hit))))
             total += scores
-            coverage += scores > 0
+            coverage += hit
+            held += hit * importance
+            whole += importance
         coverage[~mask] = 0
         complete = np.flatnonzero(coverage == n)
         if len(complete) >= MIN_COMPLETE or n == 1:
             return complete, total[complete]
-        floor = n - 1 if n >= 3 else (1 if len(complete) == 0 else n)
-        kept = np.flatnonzero(coverage >= max(1, floor))
+        share = held / max(whole, np.float32(1e-6))
+        kept = np.flatnonzero(coverage > 0)
         if len(kept) > len(complete):
             parsed.mode = "or"
             notes.append("peu de documents contiennent tous les mots : résultats approchants")
-        return kept, total[kept] * (coverage[kept] / n) ** 2
+        return kept, total[kept] * share[kept].astype(np.float32) ** 2
 
     def _advanced(self, engine: Engine, q: wq.Query,
                   mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -351,9 +397,10 @@ class SearchIndex:
         """
         req.validate(paged=paged)
         engine = self.engine()
-        parsed = parse_query(engine.lexicon, req.q, self.vocabulary.key)
+        parsed = parse_query(engine.lexicon, req.q, self.vocabulary.key, self.thesaurus())
         if fields is not None:
-            for group in parsed.groups:
+            alternatives = [g for c in parsed.concepts for a in c.alternatives for g in a.groups]
+            for group in [*parsed.groups, *alternatives]:
                 group.fields = dict(fields)
         notes = list(parsed.notes)
         mask = self._mask(engine, req)
@@ -473,13 +520,16 @@ class SearchIndex:
         if parsed.mode not in ("box", "or") or not req.q.strip():
             return None
         lexicon = engine.lexicon
-        typing = not req.q.endswith(" ")
-        words = list(analyze_query(req.q.strip()))
-        corrected = req.q
+        text = parsed.read_as if parsed.read_as is not None else req.q
+        typing = parsed.read_as is None and not req.q.endswith(" ")
+        words = list(analyze_query(text.strip()))
+        corrected = text
         changed = False
         for i, w in enumerate(words):
             if typing and i == len(words) - 1 and lexicon.prefix(w.surface, 1):
                 continue
+            if w.text.lower() in LOWERCASE_OPERATORS:
+                continue  # "cloud and nubo" is no typo for "cloud an nubo"
             if any(lexicon.doc_frequency(t) for t in w.terms):
                 continue
             candidates = lexicon.fuzzy(w.surface, max(1, typo_distance(w.surface)), 1)
@@ -646,6 +696,84 @@ date) and the statistics' key for documents without a date."""
 
 def year_label(value: str) -> str:
     return UNDATED if value == "0" else value
+
+
+_THESAURI: weakref.WeakKeyDictionary[SearchIndex, ThesaurusSource] = weakref.WeakKeyDictionary()
+_PHRASES: weakref.WeakKeyDictionary[Engine, dict] = weakref.WeakKeyDictionary()
+"""Per index generation and phrase, the documents already checked and those holding it: the
+synonym file's phrases recur from query to query, and reading positions is the costly part."""
+_PHRASES_LOCK = threading.Lock()
+MAX_PHRASES = 512
+PHRASE_FIELDS = ("title", "chapeau", "body")
+"""Fields where a phrase is looked for (attachments are long, their positions costly)."""
+PHRASE_CANDIDATES = 60
+"""Documents whose positions are read for one phrase in one query, best first: reading
+positions costs ~0.1 ms a document in Whoosh, and a common phrase is in thousands."""
+
+
+def _phrase_mask(engine: Engine, phrase: tuple[tuple[str, ...], ...], fields: dict[str, float],
+                 candidates: np.ndarray) -> np.ndarray:
+    """Which of ``candidates`` (document numbers, best first) hold the phrase in one of the
+    fields. Only the first :data:`PHRASE_CANDIDATES` are looked at; the others do not match."""
+    key = (phrase, tuple(fields))
+    with _PHRASES_LOCK:
+        cache = _PHRASES.setdefault(engine, {})
+        if key not in cache:
+            if len(cache) >= MAX_PHRASES:
+                cache.clear()
+            cache[key] = (np.zeros(engine.n, dtype=bool), np.zeros(engine.n, dtype=bool))
+        checked, holds = cache[key]
+    todo = sorted(int(d) for d in candidates[:PHRASE_CANDIDATES] if not checked[d])
+    if todo:
+        found = np.zeros(engine.n, dtype=bool)
+        with engine.lock:
+            for words in phrase:
+                for f in [f for f in fields if f in PHRASE_FIELDS] or list(fields):
+                    m = wq.Phrase(f, list(words), slop=1).matcher(engine.searcher)
+                    for d in todo:
+                        if found[d]:
+                            continue
+                        if m.is_active() and m.id() < d:
+                            m.skip_to(d)
+                        if not m.is_active():
+                            break
+                        if m.id() == d:
+                            found[d] = True
+        with _PHRASES_LOCK:
+            holds[todo] = found[todo]
+            checked[todo] = True
+    out = np.zeros(engine.n, dtype=bool)
+    out[candidates[:PHRASE_CANDIDATES]] = holds[candidates[:PHRASE_CANDIDATES]]
+    return out
+
+
+def _concept_scores(engine: Engine, concept: Concept, mask: np.ndarray) -> np.ndarray | None:
+    """Per document, what each word of the concept's run scores through its best
+    alternative: the mean score of the alternative's words (all required, standing together
+    when several), times the concept's weight, so that "IA" read as "intelligence
+    artificielle" weighs one word, not two. None when no alternative matches."""
+    best: np.ndarray | None = None
+    for alt in concept.alternatives:
+        fields = alt.groups[0].fields if alt.groups else TEXT_FIELDS
+        scores = [engine.score_group(g.alternatives, g.fields) for g in alt.groups]
+        if not scores:
+            continue
+        found = np.logical_and.reduce([s > 0 for s in scores]) & mask
+        if not found.any():
+            continue
+        mean = np.sum(scores, axis=0, dtype=np.float32) / np.float32(len(scores))
+        if alt.phrase:
+            docs = np.flatnonzero(found)
+            if len(docs) > PHRASE_CANDIDATES:
+                top = np.argpartition(-mean[docs], PHRASE_CANDIDATES - 1)[:PHRASE_CANDIDATES]
+                docs = docs[top]
+            docs = docs[np.argsort(-mean[docs], kind="stable")]
+            found = _phrase_mask(engine, alt.phrase, fields, docs)
+            if not found.any():
+                continue
+        total = mean * np.float32(concept.weight) * found
+        best = total if best is None else np.maximum(best, total)
+    return best
 
 
 def _day(ts: float) -> str:

@@ -29,6 +29,7 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
+from indexer.examples import syntax_examples
 from indexer.ids import ID_MAX
 from indexer.query import MAX_QUERY_LENGTH, QueryError
 from indexer.search import MAX_WINDOW, SearchError, SearchRequest, SearchResult, year_label
@@ -524,7 +525,7 @@ def archives_page(request: Request, ctx: Ctx, viewer: PageViewer) -> HTMLRespons
         page_title=f"{pq.q.strip()} — Archives" if pq.q.strip() else "Recherche avancée",
         pq=pq, error=error, size=ARCHIVE_PAGE_SIZE, base="/archives", collections=collections,
         count=count_text(result.total, pq.q) if result else "", exports=exports,
-        tag_facets_shown=TAG_FACETS_SHOWN,
+        tag_facets_shown=TAG_FACETS_SHOWN, examples=syntax_examples(ctx.search),
         **results_context("/archives", pq, result, ARCHIVE_PAGE_SIZE),
     )
 
