@@ -89,11 +89,9 @@ def cell(value: Any, xml: bool = False) -> str | int | float:
 
 
 def _attachment_cell(att: dict[str, Any]) -> str:
-    """An attachment as its name and its site URL (``/uploads/…``), which an archivist can
-    open: ``Communiqué de presse (/uploads/cp.pdf)``."""
-    where = str(att.get("url") or att.get("path") or "")
-    name = str(att.get("name") or "")
-    return f"{name} ({where})" if name and where else name or where
+    """An attachment as its name (else its site path): the ``attachment_urls`` column gives
+    the addresses an archivist can open, in the same order."""
+    return str(att.get("name") or att.get("path") or att.get("url") or "")
 
 
 def check_fields(fields: str | None) -> list[str]:

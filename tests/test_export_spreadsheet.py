@@ -184,7 +184,8 @@ def test_cells_booleans_numbers_lists() -> None:
     assert cell(True) == "true" and cell(False) == "false"
     assert cell(1.5) == 1.5 and cell(None) == ""
     assert cell(["=a", "b"]) == "'=a | b"
-    assert cell([{"path": "/uploads/x.pdf", "name": "X"}]) == "X (/uploads/x.pdf)"
+    assert cell([{"path": "/uploads/x.pdf", "name": "X"}]) == "X"
+    assert cell([{"path": "/uploads/x.pdf"}]) == "/uploads/x.pdf"
     assert cell([{"path": "/uploads/x.pdf", "name": ""}]) == "/uploads/x.pdf"
 
 

@@ -297,8 +297,6 @@ def test_put_edge_date_answers_422_naming_the_field(writable: str) -> None:
     _put_edge_dates(writable)
 
 
-@pytest.mark.xfail(strict=False, reason="a reader may still meet segment files removed by a "
-                   "concurrent writer's merge (see indexer/engine.py)")
 def test_reads_meanwhile_never_answer_5xx(writable: str) -> None:
     with Readers(writable) as readers:
         _put_edge_dates(writable)

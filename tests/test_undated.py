@@ -9,6 +9,7 @@ import json
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -229,8 +230,15 @@ def test_put_undated_while_searching(server: str) -> None:
         for t in readers:
             t.join(timeout=60)
     assert errors == []
-    hits = httpx.get(f"{server}/api/search", params={"q": "note interne", "sort": "-date",
-                                                     "size": 20}, headers=AUTH, timeout=30)
-    found = {h["id"] for h in hits.json()["hits"] if h["id"].startswith("sans-date-")}
+    # Each worker opens a new index generation within a fraction of a second of a commit
+    # (the writing worker at once): wait for the other one, as a reader would.
+    deadline = time.monotonic() + 15
+    while True:
+        hits = httpx.get(f"{server}/api/search", params={"q": "note interne", "sort": "-date",
+                                                         "size": 20}, headers=AUTH, timeout=30)
+        found = {h["id"] for h in hits.json()["hits"] if h["id"].startswith("sans-date-")}
+        if found == {f"sans-date-{i}" for i in range(4)} or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
     assert found == {f"sans-date-{i}" for i in range(4)}
     assert all(h["date"] == "" for h in hits.json()["hits"] if h["id"] in found)
