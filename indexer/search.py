@@ -706,7 +706,7 @@ _PHRASES_LOCK = threading.Lock()
 MAX_PHRASES = 512
 PHRASE_FIELDS = ("title", "chapeau", "body")
 """Fields where a phrase is looked for (attachments are long, their positions costly)."""
-PHRASE_CANDIDATES = 60
+PHRASE_CANDIDATES = 20
 """Documents whose positions are read for one phrase in one query, best first: reading
 positions costs ~0.1 ms a document in Whoosh, and a common phrase is in thousands."""
 
@@ -729,8 +729,21 @@ def _phrase_mask(engine: Engine, phrase: tuple[tuple[str, ...], ...], fields: di
         with engine.lock:
             for words in phrase:
                 for f in [f for f in fields if f in PHRASE_FIELDS] or list(fields):
+                    # Only the candidates holding every word in this field: building a
+                    # matcher costs milliseconds, and most fields hold none of them.
+                    here = np.zeros(engine.n, dtype=bool)
+                    here[todo] = True
+                    for w in words:
+                        p = engine.postings(f, w)
+                        held = np.zeros(engine.n, dtype=bool)
+                        if p is not None:
+                            held[p.docnums] = True
+                        here &= held
+                    field_todo = [d for d in todo if here[d] and not found[d]]
+                    if not field_todo:
+                        continue
                     m = wq.Phrase(f, list(words), slop=1).matcher(engine.searcher)
-                    for d in todo:
+                    for d in field_todo:
                         if found[d]:
                             continue
                         if m.is_active() and m.id() < d:

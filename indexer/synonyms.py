@@ -20,6 +20,7 @@ synonyms costs *n* word scores plus one per alternative word, bounded by
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
@@ -31,6 +32,8 @@ import yaml
 
 from indexer import acronyms
 from indexer.analysis import Word, fold, light_words
+
+log = logging.getLogger(__name__)
 
 DEFAULT_FILE = Path(__file__).resolve().parents[1] / "corpus" / "synonyms.yaml"
 SYNONYM_WEIGHT = 0.8
@@ -239,5 +242,6 @@ class ThesaurusSource:
                         file_data = read_file(self.path)
                     except SynonymFileError as exc:
                         self.error = str(exc)
+                        log.error("synonyms not used: %s", exc)
                 self._thesaurus = build(file_data, acronyms.load(self.index_folder))
         return self._thesaurus
