@@ -178,8 +178,11 @@ def load(folder: Path | None) -> dict[str, dict[str, int]]:
 
 
 def mine_index(ix) -> Path | None:  # noqa: ANN001 - whoosh Index
-    """Mine every live document of ``ix`` (title, chapeau, body, attachments) and store the
-    pairs with it. Reads stored text only (no spaCy): seconds for 10,000 documents."""
+    """Mine every live published document of ``ix`` (title, chapeau, body, attachments) and
+    store the pairs with it. Reads stored text only (no spaCy): seconds for 10,000 documents.
+
+    Drafts are left out: the pairs show in every caller's query notes ("cherché aussi"), and
+    an expansion found only in an unannounced release would betray it."""
     folder = getattr(ix.storage, "folder", None)
     if folder is None:
         return None
@@ -187,6 +190,7 @@ def mine_index(ix) -> Path | None:  # noqa: ANN001 - whoosh Index
         texts = (
             "\n".join(str(f.get(name, "")) for name in ("title", "chapeau", "body", "attachment"))
             for f in searcher.all_stored_fields()
+            if f.get("published", True)
         )
         pairs = mine_texts(texts)
     return save(Path(folder), pairs)
