@@ -64,7 +64,8 @@ def _corpus(root: Path) -> Path:
     for doc_id in DRAFT_IDS:
         (folder / f"{doc_id}.md").write_text(DRAFT.format(
             title=f"Zorglub, le cloud secret de {doc_id}",
-            body="Le programme Zorglub confidentiel prépare un cloud zorglubien."),
+            body="Le programme Zorglub confidentiel prépare un cloud zorglubien. Le "
+                 "Zorglubien Lunaire Galactique (ZLG) en sera le premier service."),
             encoding="utf-8")
     return root
 
@@ -114,6 +115,8 @@ ANONYMOUS_ROUTES = [
     "/api/search?q=title:zorglub",
     "/api/search?q=tag:%22Projet%20Zorglub%22",
     "/api/autocomplete?q=zorg",
+    "/api/search?q=ZLG",
+    "/api/search?q=cloud%20ZLG",
     "/api/autocomplete?q=cloud%20zor",
     "/api/export?q=cloud&format=csv",
     "/api/export?q=&format=jsonl",
