@@ -256,67 +256,6 @@ def cmd_similar(args: argparse.Namespace) -> int:
     return 0
 
 
-def untagged_ids(si: object) -> list[str]:
-    """Ids of the indexed documents without tags, newest first (drafts included)."""
-    import numpy as np
-
-    engine = si.engine()  # type: ignore[attr-defined]
-    tagged = np.asarray(engine.tags.sum(axis=1)).ravel() > 0
-    docnums = np.flatnonzero(engine.live & ~tagged)
-    docnums = docnums[np.argsort(-engine.timestamp[docnums], kind="stable")]
-    return [engine.ids[d] for d in docnums]
-
-
-def cmd_untagged(args: argparse.Namespace) -> int:
-    """Documents without tags, with the model's suggestions when a model is given."""
-    si = _search_index(args)
-    records = [si.document(i, drafts=True)  # type: ignore[attr-defined]
-               for i in untagged_ids(si)[: args.limit]]
-    records = [r for r in records if r is not None]
-    suggestions: list[list[dict[str, object]]] = [[] for _ in records]
-    if args.model is not None:
-        try:
-            from models.store import ModelError, load_model
-            from models.suggester import Draft
-        except ImportError:
-            print("communiques untagged: the tag model is not installed", file=sys.stderr)
-            return 2
-        try:
-            model, _ = load_model(args.model)
-        except ModelError as exc:
-            print(f"communiques untagged: --model: {exc}", file=sys.stderr)
-            return 2
-        found = model.suggest_many([Draft.from_document(r) for r in records], k=args.k)
-        suggestions = [[{"tag": s.tag, "score": round(s.score, 4)} for s in row]
-                       for row in found]
-    rows = [
-        {"id": r["id"], "title": r["title"], "date": r["date"], "url": r["url"],
-         "collection": r["collection"], "published": r["published"], "suggestions": s}
-        for r, s in zip(records, suggestions, strict=True)
-    ]
-    if args.json:
-        _print_json({"total": len(untagged_ids(si)), "documents": rows})
-        return 0
-    for r in rows:
-        tags = ", ".join(str(s["tag"]) for s in r["suggestions"])  # type: ignore[union-attr]
-        print(f"[{(r['date'] or 'sans date')[:10]}] {r['title']}  ({r['id']})"
-              + (f"  → {tags}" if tags else ""))
-    return 0
-
-
-def cmd_tags(args: argparse.Namespace) -> int:
-    """The index's tag vocabulary: canonical label, key, count, editors' variants."""
-    si = _search_index(args)
-    rows = si.vocabulary.entries()  # type: ignore[attr-defined]
-    if args.json:
-        _print_json({"total": len(rows), "tags": rows})
-        return 0
-    for r in rows:
-        variants = [v for v in r["variants"] if v != r["label"]]
-        print(f"{r['count']:>5}  {r['label']}" + (f"  ({', '.join(variants)})" if variants else ""))
-    return 0
-
-
 def cmd_stats(args: argparse.Namespace) -> int:
     from indexer.search import SearchIndex
 
@@ -467,20 +406,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=5)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_similar)
-
-    p = sub.add_parser("untagged", help="documents without tags (GET /api/tags/untagged)")
-    _index_arg(p)
-    p.add_argument("--limit", type=int, default=50)
-    p.add_argument("--model", type=Path, default=None, metavar="FILE",
-                   help="tag model: add its suggestions")
-    p.add_argument("--k", type=int, default=3, help="suggestions per document (default 3)")
-    p.add_argument("--json", action="store_true")
-    p.set_defaults(func=cmd_untagged)
-
-    p = sub.add_parser("tags", help="the tag vocabulary (GET /api/tags)")
-    _index_arg(p)
-    p.add_argument("--json", action="store_true")
-    p.set_defaults(func=cmd_tags)
 
     p = sub.add_parser("stats", help="corpus statistics")
     _index_arg(p)

@@ -90,7 +90,7 @@ def test_export_verb_writes_every_format(sample_index: Path, tmp_path: Path,
     assert code == 2 and "fields" in err
 
 
-def test_document_similar_untagged_tags(sample_index: Path,
+def test_document_similar_untagged_tags(sample_index: Path, sample_model: Path,
                                         capsys: pytest.CaptureFixture) -> None:
     index = ["--index", str(sample_index)]
     doc_id = "cloud-interministeriel-nubo-le-cloud-de-letat-souvre-a-de-nouveaux-ministeres"
@@ -102,7 +102,7 @@ def test_document_similar_untagged_tags(sample_index: Path,
     code, out, _ = run(capsys, "similar", doc_id, *index, "--json", "--limit", "3")
     similar = json.loads(out)
     assert code == 0 and 0 < len(similar) <= 3 and doc_id not in [s["id"] for s in similar]
-    code, out, _ = run(capsys, "untagged", *index, "--json")
+    code, out, _ = run(capsys, "untagged", *index, "--model", str(sample_model), "--json")
     untagged = json.loads(out)
     assert code == 0 and untagged["total"] >= 1
     for row in untagged["documents"]:
