@@ -451,16 +451,7 @@ def ingest(
     naming the first. Worker processes (``n_process``) die with this process, even by kill -9.
     """
     folder = getattr(ix.storage, "folder", None)
-    lock = ingest_lock(Path(folder)) if folder is not None else None
-    if lock is not None:
-        try:
-            lock.acquire(timeout=0.0)
-        except LockBusy as exc:
-            raise IngestError(
-                f"another ingest is running on this index ({exc.status.describe()}); "
-                "try again when it has finished"
-            ) from None
-    try:
+    with _only_ingest(ix):
         rekeyed = None
         if alias_file is None and vocabulary is None and folder is not None:
             from indexer.vocabulary import alias_file_for
@@ -476,6 +467,24 @@ def ingest(
         report.segments = optimize_index(ix) if optimize else consolidate_segments(ix)
         store_acronyms(ix)
         return report
+
+
+@contextlib.contextmanager
+def _only_ingest(ix: Index) -> Iterator[None]:
+    """The index's ingest lock for the block (nothing for an index in memory); a second
+    ingest, or re-keying, fails at once with an :class:`IngestError` naming the first."""
+    folder = getattr(ix.storage, "folder", None)
+    lock = ingest_lock(Path(folder)) if folder is not None else None
+    if lock is not None:
+        try:
+            lock.acquire(timeout=0.0)
+        except LockBusy as exc:
+            raise IngestError(
+                f"another ingest is running on this index ({exc.status.describe()}); "
+                "try again when it has finished"
+            ) from None
+    try:
+        yield
     finally:
         if lock is not None:
             lock.release()
@@ -695,21 +704,8 @@ def consolidate_segments(ix: Index) -> int:
 def apply_alias_file(ix: Index, alias_file: AliasFile) -> int | None:
     """:func:`sync_aliases` on its own (``serve --aliases``), as an ingest would: one at a time
     per index."""
-    folder = getattr(ix.storage, "folder", None)
-    lock = ingest_lock(Path(folder)) if folder is not None else None
-    if lock is not None:
-        try:
-            lock.acquire(timeout=0.0)
-        except LockBusy as exc:
-            raise IngestError(
-                f"an ingest is running on this index ({exc.status.describe()}); "
-                "try again when it has finished"
-            ) from None
-    try:
+    with _only_ingest(ix):
         return sync_aliases(ix, alias_file)
-    finally:
-        if lock is not None:
-            lock.release()
 
 
 def index_vocabulary(ix: Index) -> Vocabulary:
