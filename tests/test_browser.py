@@ -354,7 +354,7 @@ def test_archives_and_not_found_pages(tab: Tab, live_server: str) -> None:
     page.wait_for_url(re.compile(r"/archives\?q="))
     api = api_search(live_server, q='"cloud interne" OR nubo', date_from="2019-01-01")
     assert tab.count_text().startswith(f"{api['total']} résultat")
-    csv_link = page.get_by_role("link", name=re.compile("CSV"))
+    csv_link = page.get_by_role("link", name=re.compile("^CSV :"))
     params = parse_qs(urlparse(csv_link.get_attribute("href")).query)
     assert params["q"] == ['"cloud interne" OR nubo'] and params["date_from"] == ["2019-01-01"]
     assert params["format"] == ["csv"] and params["sort"] == ["-date"]
