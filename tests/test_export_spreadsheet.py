@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -264,7 +265,8 @@ def test_exports_while_documents_are_written(served: tuple[str, Path]) -> None:
 def test_tags_shown_one_way_on_pages_and_api(served: tuple[str, Path]) -> None:
     url, _ = served
     html = _get(url, "/", q="intègre").text
-    assert '<li class="tag">Cloud</li>' in html and '<li class="tag">cloud</li>' not in html
+    chips = re.findall(r'class="fr-tag fr-tag--sm tag">([^<]*)<', html)  # the hits' tags
+    assert "Cloud" in chips and "cloud" not in chips
     api = _get(url, "/api/search", q="intègre", size=20).json()
     assert all(h["tags_canonical"].count("Cloud") == 1 for h in api["hits"])
     assert [f["label"] for f in api["facets"]["tag"]][0] == "Cloud"
