@@ -109,7 +109,7 @@ def test_examples_of_the_real_corpus_find_something(shared_corpus: Path, tmp_pat
 
 
 def _examples_of_page(html: str) -> list[str]:
-    hrefs = re.findall(r'<a class="example" href="([^"]+)"', html)
+    hrefs = re.findall(r'<a class="[^"]*\bexample" href="([^"]+)"', html)
     return [parse_qs(urlparse(unescape(h)).query)["q"][0] for h in hrefs]
 
 
