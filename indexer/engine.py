@@ -306,6 +306,10 @@ class Engine:
         )
         self.id_to_docnum = {d: i for i, d in enumerate(self.ids) if self.live[i]}
         self.doc_count = int(self.live.sum())
+        # Shared by every request of the worker, and what hides drafts from the public: a
+        # caller that narrows them must copy first (writing in place now raises).
+        self.live.flags.writeable = False
+        self.published.flags.writeable = False
         self.avg_length = {
             f: float(self.lengths[f][self.live].mean()) if self.doc_count else 1.0 for f in TEXT_FIELDS
         }

@@ -281,7 +281,7 @@ class SearchIndex:
 
         Every read path starts from this mask, so that an anonymous caller can neither see a
         draft nor count one (totals, facets, statistics, completions)."""
-        return engine.live if drafts else engine.live & engine.published
+        return engine.live.copy() if drafts else engine.live & engine.published
 
     def warm(self, wait_for_model: bool = True) -> None:
         """Build the arrays, the lexicon and the completion forms before the first visitor

@@ -171,9 +171,8 @@ class TaggingService:
         cached = self._cache.get(key)
         if cached is not None:
             return cached
-        visible = np.asarray(engine.live, dtype=bool)
-        if not drafts:
-            visible &= np.asarray(engine.published, dtype=bool)
+        # A new array: the engine's own columns are shared by every request of the worker.
+        visible = self.search.visible(engine, drafts)
         tags = engine.tags.tocsr()
         per_tag = np.asarray(tags[visible].sum(axis=0)).ravel()
         counts = {name: int(per_tag[i]) for i, name in enumerate(engine.tag_names) if per_tag[i]}
