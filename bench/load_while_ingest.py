@@ -34,6 +34,8 @@ from typing import Any
 
 from bench.table import percentile, print_table
 
+READ_KEY = "load-while-ingest-read-key"
+
 ROOT = Path(__file__).resolve().parents[1]
 MARKER = "zorglubienne"
 WORDS = ["numérique", "cloud", "données", "accessibilité", "état", "agents", "identité",
@@ -69,7 +71,9 @@ async def _load(base: str, rate: float, seconds: float, ids: list[str], seed: in
     # Idle connections are dropped by the client before the server drops them (uvicorn: 5 s),
     # so that no request is ever sent on a connection the server is closing.
     limits = httpx.Limits(max_connections=200, max_keepalive_connections=50, keepalive_expiry=2.0)
-    async with httpx.AsyncClient(base_url=base, timeout=10, limits=limits) as client:
+    # An archivist's load: the documents read include drafts, which only a key shows.
+    async with httpx.AsyncClient(base_url=base, timeout=10, limits=limits,
+                                 headers={"Authorization": f"Bearer {READ_KEY}"}) as client:
 
         async def one(kind: str, path: str, params: dict[str, Any], extra: Any) -> None:
             sent = time.time()
@@ -211,6 +215,7 @@ def start_service(index: Path, env: dict[str, str] | None = None) -> tuple[subpr
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     full_env = {**os.environ, "COMMUNIQUES_INDEX": str(index), "COMMUNIQUES_LOG_LEVEL": "WARNING",
+                "COMMUNIQUES_READ_KEY": READ_KEY,
                 **(env or {})}
     proc = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "service.app:create_app", "--factory",

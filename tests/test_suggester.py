@@ -421,7 +421,11 @@ def test_huge_drafts_are_truncated(model: TagSuggester) -> None:
     them is not seen, the same text before them is."""
     filler = "Éplucher les pommes et les poires, puis les cuire au four. "
     head = (filler * (model.max_chars // len(filler) + 1))[: model.max_chars]
-    assert model.suggest("Recette", head + DRAFT_TEXT, k=3) == []
+    # Always a ranked list now: the subject read past max_chars is neither among the tags
+    # nor confident.
+    unseen = model.suggest("Recette", head + DRAFT_TEXT, k=3)
+    assert "intelligence artificielle" not in [t.key for t in unseen]
+    assert not any(t.confident for t in unseen)
     tags = model.suggest(DRAFT_TITLE, DRAFT_TEXT + "\n\n" + head * 5, k=3)
     assert "intelligence artificielle" in [t.key for t in tags]
     assert all(span.end <= model.max_chars for t in tags for span in t.spans)
