@@ -8,6 +8,7 @@ import csv
 import io
 import json
 import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -255,9 +256,17 @@ def test_exports_while_documents_are_written(served: tuple[str, Path]) -> None:
         stop.set()
         thread.join()
     assert written and all(code == 200 for code in written), written
-    r = _get(url, "/api/export", q="", format="csv", fields="id,title")
-    rows = list(csv.DictReader(io.StringIO(r.content.decode("utf-8-sig"))))
-    assert {f"ecrit-{i}" for i in range(len(written))} <= {row["id"] for row in rows}
+    # The worker that did not write opens the new index generation within a moment of the
+    # commit: wait for it, as a reader would.
+    wanted = {f"ecrit-{i}" for i in range(len(written))}
+    deadline = time.monotonic() + 15
+    while True:
+        r = _get(url, "/api/export", q="", format="csv", fields="id,title")
+        rows = list(csv.DictReader(io.StringIO(r.content.decode("utf-8-sig"))))
+        if wanted <= {row["id"] for row in rows} or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert wanted <= {row["id"] for row in rows}
     assert all(row["title"] == "'=Formule " + row["id"][-1] for row in rows
                if row["id"].startswith("ecrit-"))
 
