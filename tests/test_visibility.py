@@ -12,6 +12,7 @@ import csv
 import io
 import json
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -284,7 +285,14 @@ def test_drafts_written_meanwhile_stay_hidden(service: tuple[str, Path]) -> None
         t.join(timeout=240)
     assert not errors, errors[:5]
     assert len(written) == 6
-    found = get(url, "/api/search", params={"q": "zorglub", "size": 50}, headers=WRITER).json()
+    # The worker that did not write opens the new generation a moment after the commit.
+    deadline = time.monotonic() + 15
+    while True:
+        found = get(url, "/api/search", params={"q": "zorglub", "size": 50},
+                    headers=WRITER).json()
+        if set(written) <= {h["id"] for h in found["hits"]} or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
     assert set(written) <= {h["id"] for h in found["hits"]}
 
 
