@@ -126,6 +126,18 @@ class LiveServer:
             self.proc.kill()
 
 
+def get_eventually(url: str, headers: dict[str, str] | None = None, status: int = 200,
+                   timeout: float = 15) -> httpx.Response:
+    """GET ``url`` until it answers ``status``: with several workers, the one that did not take
+    a write opens the new index generation a moment after the commit, as a reader meets it."""
+    deadline = time.monotonic() + timeout
+    while True:
+        r = httpx.get(url, headers=headers, timeout=30)
+        if r.status_code == status or time.monotonic() > deadline:
+            return r
+        time.sleep(0.2)
+
+
 def start_server(index: Path, env: dict[str, str] | None = None, workers: int = 1) -> LiveServer:
     return LiveServer(index, env, workers)
 

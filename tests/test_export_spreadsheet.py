@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from indexer.export import cell, public_path, spreadsheet_safe, stream
-from tests.conftest import build_index, start_server
+from tests.conftest import build_index, get_eventually, start_server
 
 DOC = """---
 title: "{title}"
@@ -161,7 +161,7 @@ def test_no_server_path_in_any_response(served: tuple[str, Path]) -> None:
         timeout=30)
     assert r.status_code in (200, 201), r.text
     assert secret not in r.text
-    doc = httpx.get(url + "/api/documents/nouveau", headers=key, timeout=10).json()
+    doc = get_eventually(url + "/api/documents/nouveau", headers=key).json()
     assert doc["path"] == "communiques/nouveau.md"
     r = httpx.put(url + "/api/documents/casse?collection=communiques", headers={
         **key, "Content-Type": "text/markdown"}, content="pas de front matter", timeout=30)
