@@ -104,6 +104,9 @@ class SegmentPostings:
         self._lists: OrderedDict[tuple[str, str, str], SegmentList] = OrderedDict()
         self.terms: dict[str, dict[str, dict[str, int]]] = {}
         """Each current segment's term table (see :class:`Lexicon`)."""
+        self.title_forms: dict[str, dict[str, dict[str, int]]] = {}
+        """Each current segment's title words: folded word → written form → count (see
+        :attr:`Engine.display`)."""
         self.nbytes = 0
         self._lock = threading.Lock()
 
@@ -340,13 +343,37 @@ class Engine:
 
     @property
     def display(self) -> dict[str, str]:
-        """Folded word → the form it most often has in titles (for completions)."""
+        """Folded word → the form it most often has in titles (for completions).
+
+        Counted per segment and kept for the next generations (segments never change), so a
+        commit costs the new segment's titles, not every title again; a document deleted
+        since its segment was first counted still counts its forms (a spelling, never a hit)."""
         if self._display is None:
+            cache = self.segments.title_forms
             counts: dict[str, dict[str, int]] = {}
-            for i in np.flatnonzero(self.live):
-                for w in light_words(self.titles[i]):
-                    forms = counts.setdefault(w.surface, {})
-                    forms[w.text.lower()] = forms.get(w.text.lower(), 0) + 1
+            current: set[str] = set()
+            for leaf, offset, segid in self.leaves:
+                current.add(segid)
+                table = cache.get(segid)
+                if table is None:
+                    table = {}
+                    end = offset + leaf.doc_count_all()
+                    for i in np.flatnonzero(self.live[offset:end]) + offset:
+                        for w in light_words(self.titles[i]):
+                            forms = table.setdefault(w.surface, {})
+                            form = w.text.lower()
+                            forms[form] = forms.get(form, 0) + 1
+                    if leaf.segment() is not None:
+                        cache[segid] = table
+                for surface, forms in table.items():
+                    total = counts.get(surface)
+                    if total is None:
+                        counts[surface] = dict(forms)
+                    else:
+                        for form, n in forms.items():
+                            total[form] = total.get(form, 0) + n
+            for segid in [k for k in cache if k not in current]:
+                del cache[segid]
             self._display = {k: max(v, key=v.get) for k, v in counts.items()}  # type: ignore[arg-type]
         return self._display
 

@@ -9,11 +9,13 @@ are highlighted without spaCy.
 from __future__ import annotations
 
 import datetime as dt
+import math
 import os
 import re
 import threading
 import time
 import weakref
+from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from functools import partial
@@ -26,7 +28,13 @@ from whoosh.index import Index
 from whoosh.reading import TermNotFound
 from whoosh.searching import Searcher
 
-from indexer.analysis import STOP_WORDS, analyze, analyze_query, fold, load_in_background
+from indexer.analysis import (
+    STOP_WORDS,
+    analyze_query,
+    fold,
+    light_words,
+    load_in_background,
+)
 from indexer.engine import Engine, SegmentPostings
 from indexer.export import public_path
 from indexer.highlight import MatchSet, highlight, snippet
@@ -54,6 +62,10 @@ TAG_FACETS_SHOWN = 30
 """Tag facets shown at first on the pages; the others are behind "voir plus"."""
 MAX_TAG_FACETS = 500
 """Tag facets returned at most (a bound on the response, far above the site's vocabulary)."""
+KEY_TERMS = 25
+"""Words of a document that "similar" searches for."""
+KEY_TERMS_CACHED = 4096
+"""Documents whose key terms (for "similar") a worker keeps (a few KB each)."""
 MAX_WINDOW = 10_000
 """page × size may not reach past this: deep pages are for the export."""
 
@@ -182,6 +194,11 @@ class SearchIndex:
         self._vocabulary: Vocabulary | None = None
         self._public_vocabulary: Vocabulary | None = None
         self._aliases_stamp: tuple[int, int] | None = None
+        self._base_vocabulary: Vocabulary | None = None
+        self._key_terms_cache: OrderedDict[tuple[str, str], list[tuple[str, float]]] = OrderedDict()
+        self._key_terms_lock = threading.Lock()
+        """The aliases' tables, read once per alias file (each generation counts its own tags
+        into a copy)."""
         self._checked = 0.0
 
     # --- state -------------------------------------------------------------------------------
@@ -236,10 +253,11 @@ class SearchIndex:
         """The vocabulary tags are read with: the aliases given, else those the index's
         documents were keyed with (recorded in the index folder, see
         :mod:`indexer.vocabulary`), so that filters and labels agree with the stored keys."""
+        if self._base_vocabulary is None or stamp != self._aliases_stamp:
+            self._base_vocabulary = Vocabulary(
+                self.aliases if self.aliases is not None else aliases_of_index(self._folder()))
         self._aliases_stamp = stamp
-        if self.aliases is not None:
-            return Vocabulary(self.aliases)
-        return Vocabulary(aliases_of_index(self._folder()))
+        return self._base_vocabulary.empty_copy()
 
     def _preload(self, engine: Engine) -> None:
         """Read the longest posting lists in the background (see :meth:`Engine.preload`)."""
@@ -577,12 +595,7 @@ class SearchIndex:
         if docnum is None or not (drafts or engine.published[docnum]):
             return None
         f = engine.stored_fields(docnum)
-        text = " ".join([f.get("title", "")] * 2 + [f.get("chapeau", ""), f.get("body", "")])
-        words = analyze(text)
-        with engine.lock:
-            key_terms = engine.searcher.key_terms_from_text(
-                "body", " ".join(w.surface for w in words), numterms=25
-            )
+        key_terms = self._key_terms(engine, doc_id, f)
         scores = np.zeros(engine.n, dtype=np.float32)
         for term, weight in key_terms:
             if term not in STOP_WORDS:
@@ -600,6 +613,39 @@ class SearchIndex:
             for d in best
             if scores[d] > 0
         ]
+
+    def _key_terms(self, engine: Engine, doc_id: str, f: dict) -> list[tuple[str, float]]:
+        """The document's most distinctive words, weighted as Whoosh's key terms (the Bo1
+        model: frequent in the document, rare in the index), from its folded surface forms
+        (the light analysis: no spaCy) and the lexicon's document frequencies (no lookup per
+        segment). Kept per document version: they hardly move when other documents are
+        written, while writes make new generations and pages ask for them at each visit."""
+        key = (doc_id, f.get("hash") or f.get("title", ""))
+        with self._key_terms_lock:
+            found = self._key_terms_cache.get(key)
+            if found is not None:
+                self._key_terms_cache.move_to_end(key)
+                return found
+        text = " ".join([f.get("title", "")] * 2 + [f.get("chapeau", ""), f.get("body", "")])
+        counts: dict[str, int] = {}
+        for w in light_words(text):
+            if w.surface not in STOP_WORDS:
+                counts[w.surface] = counts.get(w.surface, 0) + 1
+        lexicon, n = engine.lexicon, max(1, engine.doc_count)
+        scored: list[tuple[float, str]] = []
+        for term, tf in counts.items():
+            df = lexicon.doc_frequency(term)
+            if df:
+                share = df / n
+                scored.append((tf * math.log2((1 + share) / share) + math.log2(1 + share), term))
+        scored.sort(key=lambda x: (-x[0], x[1]))
+        top = scored[0][0] if scored else 1.0
+        found = [(term, score / top) for score, term in scored[:KEY_TERMS]]
+        with self._key_terms_lock:
+            self._key_terms_cache[key] = found
+            while len(self._key_terms_cache) > KEY_TERMS_CACHED:
+                self._key_terms_cache.popitem(last=False)
+        return found
 
     def autocomplete(self, text: str, limit: int = 8,
                      drafts: bool = False) -> list[dict[str, str]]:

@@ -14,6 +14,7 @@ file has changed and re-key the documents' tags.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -38,6 +39,7 @@ class VocabularyError(Exception):
     """The alias file is unreadable or malformed; the message names the file and the entry."""
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def tag_key(raw: str) -> str:
     """Normalised form of a tag: ``État-plateforme`` → ``etat plateforme``."""
     return _NON_ALNUM.sub(" ", fold(raw)).strip()
@@ -97,6 +99,15 @@ class Vocabulary:
             for variant in [label, *variants]:
                 self._key_of.setdefault(tag_key(variant), key)
         self.variants: dict[str, Counter[str]] = {}
+
+    def empty_copy(self) -> Vocabulary:
+        """The same aliases, no tag counted yet (cheaper than reading the aliases again)."""
+        other = Vocabulary.__new__(Vocabulary)
+        other.aliases = self.aliases
+        other._key_of = self._key_of
+        other._declared_label = self._declared_label
+        other.variants = {}
+        return other
 
     def key(self, raw: str) -> str:
         """Canonical key of a raw tag (its own normalised form when no alias names it)."""

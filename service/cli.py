@@ -89,6 +89,11 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     except VocabularyError as exc:
         print(f"communiques ingest: --aliases: {exc}", file=sys.stderr)
         return 2
+    if not 0 <= args.nice <= 19:
+        print("communiques ingest: --nice: must be between 0 and 19", file=sys.stderr)
+        return 2
+    if args.nice:
+        os.nice(args.nice)  # spaCy's worker processes (--jobs) inherit it
     ix = open_index(_index_dir(args), create=True, rebuild=True)
     cache = args.attachments_cache or _index_dir(args) / CACHE_FILE
     prepare = None
@@ -370,6 +375,9 @@ def build_parser() -> argparse.ArgumentParser:
     _aliases_arg(p)
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--nice", type=int, default=10, metavar="N",
+                   help="CPU priority given up (as nice(1), 0–19, default 10): an ingest "
+                        "on the machine that serves leaves the CPU to visitors' requests first")
     p.set_defaults(func=cmd_ingest)
 
     p = sub.add_parser("search", help="search the index (the fields of GET /api/search)")
