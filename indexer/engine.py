@@ -27,12 +27,12 @@ from dataclasses import dataclass
 import numpy as np
 from rapidfuzz import process
 from rapidfuzz.distance import OSA
-from scipy import sparse
 from whoosh import query as wq
 from whoosh.reading import IndexReader
 from whoosh.searching import Searcher
 
 from indexer.analysis import STEM_PREFIX, light_words
+from indexer.columns import SegmentColumns, assemble, deleted_of, read_segment
 from indexer.schema import TEXT_FIELDS
 
 K1 = 1.2
@@ -104,6 +104,8 @@ class SegmentPostings:
         self._lists: OrderedDict[tuple[str, str, str], SegmentList] = OrderedDict()
         self.terms: dict[str, dict[str, dict[str, int]]] = {}
         """Each current segment's term table (see :class:`Lexicon`)."""
+        self.columns: dict[str, SegmentColumns] = {}
+        """Each current segment's per-document values (see :mod:`indexer.columns`)."""
         self.title_forms: dict[str, dict[str, dict[str, int]]] = {}
         """Each current segment's title words: folded word → written form → count (see
         :attr:`Engine.display`)."""
@@ -256,57 +258,41 @@ class Engine:
         self.generation = reader.generation()
         n = reader.doc_count_all()
         self.n = n
-        self.live = np.zeros(n, dtype=bool)
-        self.ids: list[str] = [""] * n
-        self.timestamp = np.zeros(n, dtype=np.float64)
-        self.year = np.zeros(n, dtype=np.int32)
-        self.published = np.ones(n, dtype=bool)
-        self.titles: list[str] = [""] * n
-        self.lengths = {f: np.zeros(n, dtype=np.float32) for f in TEXT_FIELDS}
-        collections: dict[str, int] = {}
-        tags: dict[str, int] = {}
-        cats: dict[str, int] = {}
-        coll = np.zeros(n, dtype=np.int32)
-        tag_rows: list[int] = []
-        tag_cols: list[int] = []
-        cat_rows: list[int] = []
-        cat_cols: list[int] = []
-        self.raw_tags: dict[int, list[str]] = {}
-        # An index without documents has no column at all (Whoosh's empty reader refuses
-        # ``column_reader``): its engine is simply empty until the first commit.
-        column = reader.column_reader("meta") if n else None
-        for docnum in reader.all_doc_ids() if column is not None else ():
-            meta = json.loads(column[docnum])
-            self.live[docnum] = True
-            self.ids[docnum] = meta["id"]
-            # A document without a date: NaN (no date filter matches it), year 0.
-            self.timestamp[docnum] = meta["ts"] if meta["ts"] is not None else np.nan
-            self.year[docnum] = meta["year"] or 0
-            self.published[docnum] = meta["pub"]
-            self.titles[docnum] = meta["title"]
-            for fname, length in zip(TEXT_FIELDS, meta["lens"], strict=True):
-                self.lengths[fname][docnum] = length
-            coll[docnum] = collections.setdefault(meta["coll"], len(collections))
-            for key in meta["tags"]:
-                tag_rows.append(docnum)
-                tag_cols.append(tags.setdefault(key, len(tags)))
-            for key in meta["cats"]:
-                cat_rows.append(docnum)
-                cat_cols.append(cats.setdefault(key, len(cats)))
-            if meta["raw_tags"]:
-                self.raw_tags[docnum] = meta["raw_tags"]
-        self.collection = coll
-        self.collection_names = list(collections)
-        self.collection_code = collections
-        self.tag_names = list(tags)
-        self.tag_code = tags
-        self.category_code = cats
-        self.tags = sparse.csr_matrix(
-            (np.ones(len(tag_rows), dtype=np.int32), (tag_rows, tag_cols)), shape=(n, max(1, len(tags)))
-        )
-        self.categories = sparse.csr_matrix(
-            (np.ones(len(cat_rows), dtype=np.int32), (cat_rows, cat_cols)), shape=(n, max(1, len(cats)))
-        )
+        # Each segment's values are decoded once and kept for the next generations.
+        cache = self.segments.columns
+        parts = []
+        for leaf, _, segid in self.leaves:
+            cols = cache.get(segid)
+            if cols is None:
+                cols = read_segment(leaf)
+                if leaf.segment() is not None:
+                    cache[segid] = cols
+            parts.append((cols, deleted_of(leaf)))
+        current = {segid for _, _, segid in self.leaves}
+        for segid in [k for k in cache if k not in current]:
+            cache.pop(segid, None)
+        gen = assemble(parts)
+        if len(gen.live) != n:  # an unusual reader: one pass over every document
+            gen = assemble([(read_segment(reader), deleted_of(reader))])
+        self.live = gen.live
+        self.ids = gen.ids
+        self.timestamp = gen.timestamp
+        self.year = gen.year
+        self.published = gen.published
+        self.titles = gen.titles
+        self.lengths = gen.lengths
+        self.collection = gen.collection
+        self.collection_names = list(gen.collection_code)
+        self.collection_code = gen.collection_code
+        self.tag_names = list(gen.tag_code)
+        self.tag_code = gen.tag_code
+        self.category_code = gen.category_code
+        self.tags = gen.tags
+        self.categories = gen.categories
+        self.spellings = gen.spellings
+        """Raw tag spellings of the live documents, with their counts."""
+        self.public_spellings = gen.public_spellings
+        """The same, of published documents only."""
         self.id_to_docnum = {d: i for i, d in enumerate(self.ids) if self.live[i]}
         self.doc_count = int(self.live.sum())
         # Shared by every request of the worker, and what hides drafts from the public: a

@@ -232,10 +232,8 @@ class SearchIndex:
                 engine = Engine(open_searcher(self.ix), self._segments)
                 vocabulary = self._new_vocabulary(stamp)
                 public = self._new_vocabulary(stamp)
-                for docnum, raw in engine.raw_tags.items():
-                    vocabulary.add(raw)
-                    if engine.published[docnum]:
-                        public.add(raw)
+                vocabulary.add_counts(engine.spellings)
+                public.add_counts(engine.public_spellings)
                 # Built before requests see the new engine, so none of them waits for it.
                 engine.lexicon  # noqa: B018
                 engine.display  # noqa: B018

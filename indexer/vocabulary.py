@@ -129,6 +129,13 @@ class Vocabulary:
             if k:
                 self.variants.setdefault(k, Counter())[raw] += 1
 
+    def add_counts(self, spellings: Counter[str]) -> None:
+        """Count raw tags already counted over many documents (spelling → uses)."""
+        for raw, n in spellings.items():
+            k = self.key(raw)
+            if k and n > 0:
+                self.variants.setdefault(k, Counter())[raw] += n
+
     def label(self, key: str) -> str:
         """Display label: the canonical tag, spelt and capitalised as editors most often write it.
 
