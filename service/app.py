@@ -7,11 +7,13 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Literal
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
@@ -19,10 +21,11 @@ from service import metrics as request_metrics
 from service.apidocs import add_docs
 from service.auth import Caller, OriginCheckMiddleware
 from service.context import AppContext, Settings
-from service.limits import BodySizeLimitMiddleware, RateLimitMiddleware, document_refusals
+from service.limits import BodySizeLimitMiddleware, RateLimitMiddleware
 from service.logging import configure_logging
 from service.memory import tune_malloc
 from service.middleware import HeadAsGetMiddleware, RelativeRedirectMiddleware
+from service.openapi import KEY_OPTIONAL, NO_KEY, finish
 
 log = logging.getLogger("communiques")
 
@@ -59,6 +62,55 @@ class ObservabilityMiddleware(BaseHTTPMiddleware):
         return response
 
 
+DESCRIPTION = """Search and tag suggestion for French government press releases (*communiqués de
+presse*), as a JSON API.
+
+* **search**: ranked search with highlights, facets and filters, as-you-type completions, exports
+  of every match (CSV, XLSX, JSON lines) and statistics;
+* **documents**: one communiqué, the communiqués most like it, and, for editors, writing and
+  removing them;
+* **tags**: tags suggested for a draft or an indexed communiqué, with their reasons, the tag
+  vocabulary, and editors' feedback that the next training learns from;
+* **annif**: the same suggestions under `/v1`, for library tools that speak the Annif API;
+* **ops**: health and Prometheus metrics.
+
+**Keys.** Anyone may search and read published communiqués. Drafts (`published: false`) are
+only seen by readers and writers, who send a key as `Authorization: Bearer <key>` (or sign in on
+`/connexion`, which gives a session cookie); writes need the writers' key. Each operation says
+who may call it.
+
+**Errors.** A refusal under `/api` is `{"detail": "..."}` naming the parameter at fault (a 422
+also lists `errors` per field); under `/v1` it is `application/problem+json`, as Annif's. Messages
+are in English; the data (titles, tags, notes on how a query was read) are in French.
+"""
+TAGS = [
+    {"name": "search", "description": "Search, completions, exports and statistics."},
+    {"name": "documents", "description": "One communiqué, similar ones, and editors' writes."},
+    {"name": "tags", "description": "Tag suggestions, the vocabulary and editors' feedback."},
+    {"name": "annif", "description": "The Annif-compatible API (`/v1`): one project, "
+                                     "`communiques-fr`, the tag model."},
+    {"name": "ops", "description": "Health and metrics, for operators and their monitoring."},
+]
+
+
+class HealthOut(BaseModel):
+    """Whether the service is up, and how ready."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"status": "ok", "documents": 1874, "analysis": "full", "postings": "ready"}]})
+
+    status: Literal["ok"] = Field(description="Always `ok` when the service answers.",
+                                  examples=["ok"])
+    documents: int = Field(description="Documents the caller may see (drafts are counted for "
+                           "readers and writers only).", examples=[1874])
+    analysis: Literal["full", "light"] = Field(
+        description="`light` for the few seconds spaCy takes to load after a start (queries "
+        "meanwhile use a lighter analysis), then `full`.", examples=["full"])
+    postings: Literal["ready", "loading"] = Field(
+        description="`loading` while the longest posting lists are read ahead after a start or "
+        "a commit (searches answer meanwhile, more slowly), then `ready`.", examples=["ready"])
+
+
 def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
     """422 naming each field, without echoing huge inputs back."""
     errors = [
@@ -84,8 +136,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(
         lifespan=lifespan,
         title="communiques",
-        description="Recherche et suggestion d'étiquettes pour les communiqués de presse.",
+        description=DESCRIPTION,
         version="0.1.0",
+        openapi_tags=TAGS,
         docs_url=None, redoc_url=None,  # served by service.apidocs, without CDN, under the CSP
     )
     app.state.ctx = AppContext(settings)
@@ -123,13 +176,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     def openapi() -> dict[str, object]:
         if app.openapi_schema is None:
-            app.openapi_schema = document_refusals(FastAPI.openapi(app))
+            app.openapi_schema = finish(FastAPI.openapi(app))
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
 
-    @app.get("/health", tags=["ops"])
+    @app.get("/health", tags=["ops"], response_model=HealthOut, summary="Service health",
+             openapi_extra=KEY_OPTIONAL)
     def health(viewer: Caller) -> dict[str, object]:
+        """Whether the service answers, how many documents it serves, and whether it has
+        finished warming up after a start. For load balancers and monitoring: a 200 means
+        searches are answered."""
         from indexer.analysis import analysis_ready
 
         search = app.state.ctx.search
@@ -144,9 +201,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "postings": "ready" if app.state.ctx.search.warmed() else "loading",
         }
 
-    @app.get("/metrics", tags=["ops"], response_class=PlainTextResponse)
+    @app.get("/metrics", tags=["ops"], response_class=PlainTextResponse,
+             summary="Prometheus metrics", openapi_extra=NO_KEY, responses={200: {
+                 "description": "The metrics, in Prometheus' text format.",
+                 "content": {"text/plain": {"schema": {"type": "string"}, "example": (
+                     "# TYPE communiques_requests_total counter\n"
+                     'communiques_requests_total{method="GET",route="/api/search",'
+                     'status="200"} 1523.0\n')}}}})
     def metrics() -> Response:
-        """Prometheus metrics: the counts of every worker of this service."""
+        """Prometheus metrics: requests by route and status and their durations, counted over
+        every worker of this service. For the operator's Prometheus scraper."""
         body, content_type = request_metrics.exposition()
         return Response(body, media_type=content_type)
 

@@ -18,16 +18,18 @@ from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
 from urllib.parse import parse_qs
 
-from fastapi import APIRouter, Depends, HTTPException, Request, Response
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
+from pydantic import BaseModel, ConfigDict, Field
 
 from models.feedback import MAX_TEXT_CHARS, FeedbackError, FeedbackFull
 from models.tagging import PROJECT_ID, TaggingError, tag_uri
 from service.auth import Writer
 from service.context import AppContext, get_context
+from service.openapi import NO_KEY, WRITER_KEY
 
 MAX_BATCH = 32
 MAX_LIMIT = 100
@@ -69,16 +71,122 @@ class ProblemRoute(APIRoute):
         return run
 
 
-PROBLEM_SCHEMA = {"type": "object", "properties": {
-    "type": {"type": "string"}, "title": {"type": "string"}, "status": {"type": "integer"},
-    "detail": {"type": "string"}}, "required": ["title", "detail"]}
-PROBLEMS: dict[int | str, dict[str, Any]] = {
-    status: {"description": title,
-             "content": {"application/problem+json": {"schema": PROBLEM_SCHEMA}}}
-    for status, title in TITLES.items()
+def documented(status: int, description: str, detail: str) -> dict[str, Any]:
+    """A refusal in a route's ``responses``, with an example of its problem."""
+    return {"description": description, "content": {"application/problem+json": {"example": {
+        "type": "about:blank", "title": TITLES[status], "status": status, "detail": detail}}}}
+
+
+router = APIRouter(prefix="/v1", tags=["annif"], route_class=ProblemRoute)
+
+# --- what the routes answer, and what they read ------------------------------------------------
+
+EXAMPLE_TEXT = ("Lancement de France transfert\nL’État lance son propre outil en ligne de "
+                "transfert de fichiers volumineux, jusqu’à 20 Go, destiné à ses agents.")
+EXAMPLE_SUBJECTS = [
+    {"uri": "tag:communiques,2026:environnement-de-travail-numerique",
+     "label": "Environnement de travail numérique", "notation": None, "score": 0.8123},
+    {"uri": "tag:communiques,2026:cybersecurite", "label": "Cybersécurité", "notation": None,
+     "score": 0.4127},
+]
+EXAMPLE_PROJECT = {
+    "project_id": PROJECT_ID, "name": "Étiquettes des communiqués", "language": "fr",
+    "backend": {"backend_id": "communiques"}, "is_trained": True,
+    "modification_time": "2026-03-02T09:14:07+00:00",
 }
 
-router = APIRouter(prefix="/v1", tags=["annif"], route_class=ProblemRoute, responses=PROBLEMS)
+
+class ApiInfoOut(BaseModel):
+    """The API's name and the Annif version whose API it follows."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"title": "communiques — API compatible Annif", "version": "1.4"}]})
+
+    title: str = Field(description="The API's name.",
+                       examples=["communiques — API compatible Annif"])
+    version: str = Field(description="The Annif version whose REST API this one follows.",
+                         examples=["1.4"])
+
+
+class BackendOut(BaseModel):
+    """The backend of a project, in Annif's terms."""
+
+    backend_id: str = Field(description="Always `communiques`: this service's own tag model.",
+                            examples=["communiques"])
+
+
+class ProjectOut(BaseModel):
+    """The one project: the tag model, in French."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [EXAMPLE_PROJECT]})
+
+    project_id: str = Field(description="The project's id, for the other `/v1` routes.",
+                            examples=[PROJECT_ID])
+    name: str = Field(description="Its name.", examples=["Étiquettes des communiqués"])
+    language: str = Field(description="The language of the texts it reads.", examples=["fr"])
+    backend: BackendOut = Field(description="Its backend.")
+    is_trained: bool = Field(description="A usable tag model is there (false: suggestions "
+                             "answer 503 until an operator runs `communiques train`).",
+                             examples=[True])
+    modification_time: str | None = Field(description="When the model file was written (ISO "
+                                          "8601, UTC); null when there is no model.",
+                                          examples=["2026-03-02T09:14:07+00:00"])
+
+
+class ProjectsOut(BaseModel):
+    """The projects offered."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"projects": [EXAMPLE_PROJECT]}]})
+
+    projects: list[ProjectOut] = Field(description="One project: the tag model.")
+
+
+class SubjectOut(BaseModel):
+    """One suggested subject (a tag)."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": EXAMPLE_SUBJECTS})
+
+    uri: str = Field(description="The tag's stable URI (the site's tag page when "
+                     "`COMMUNIQUES_SITE_URL` is set).",
+                     examples=["tag:communiques,2026:cybersecurite"])
+    label: str = Field(description="The tag's label.", examples=["Cybersécurité"])
+    notation: str | None = Field(None, description="Always null: tags have no notation.",
+                                 examples=[None])
+    score: float = Field(description="Calibrated confidence, from 0 to 1.", examples=[0.4127])
+
+
+class SuggestionsOut(BaseModel):
+    """The subjects suggested for one text, best first."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"results": EXAMPLE_SUBJECTS}]})
+
+    results: list[SubjectOut] = Field(description="Up to `limit` subjects scoring at least "
+                                      "`threshold`, best first.")
+
+
+class BatchSuggestionsOut(SuggestionsOut):
+    """The subjects suggested for one document of a batch."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"results": EXAMPLE_SUBJECTS, "document_id": "lancement-de-france-transfert"}]})
+
+    document_id: Any = Field(None, description="The `document_id` sent with the text, as it "
+                             "was sent (null when none was).",
+                             examples=["lancement-de-france-transfert"])
+
+
+PROJECT_PATH = Path(description=f"The project: this service has one, `{PROJECT_ID}`.",
+                    openapi_examples={"the tag model": {"value": PROJECT_ID}})
+NO_PROJECT = documented(404, f"No such project (the only one is `{PROJECT_ID}`).",
+                        "Project 'annif-fr' not found")
+NO_MODEL = documented(503, "No usable tag model: an operator must run `communiques train`.",
+                      "no tag model (model.pkl): run `communiques train --corpus PATH "
+                      "--model FILE`")
+TOO_LARGE = documented(413, f"A text over {MAX_TEXT_CHARS:,} characters, or a body over "
+                       f"{MAX_BODY_BYTES:,} bytes.",
+                       "text: 123,456 characters, the limit is 100,000")
+LIMIT_DOC = (f"How many subjects at most per text (1 to {MAX_LIMIT}); default 10.")
+THRESHOLD_DOC = "The lowest score a subject may have (0 to 1); default 0."
 
 
 def _service(ctx: AppContext) -> Any:  # noqa: ANN401 - a TaggingService
@@ -154,33 +262,63 @@ def _results(suggestions: list[Any]) -> list[dict[str, Any]]:
 Ctx = Annotated[AppContext, Depends(get_context)]
 
 
-@router.get("/")
+@router.get("/", response_model=ApiInfoOut, summary="API information", openapi_extra=NO_KEY)
 def api_info() -> dict[str, str]:
-    """What ``annif-client``'s ``api_info`` reads."""
+    """The API's name and the Annif version it follows: what `annif-client`'s `api_info`
+    reads to check it talks to an Annif server."""
     return {"title": "communiques — API compatible Annif", "version": "1.4"}
 
 
-@router.get("/projects")
+@router.get("/projects", response_model=ProjectsOut, summary="List the projects",
+            openapi_extra=NO_KEY)
 def projects(ctx: Ctx) -> dict[str, Any]:
-    """The projects offered: one, the tag model."""
+    """The projects offered: one, the tag model. Annif clients start here to find the
+    project id to send texts to."""
     return {"projects": [_service(ctx).project()]}
 
 
-@router.get("/projects/{project_id}")
-def project(project_id: str, ctx: Ctx) -> dict[str, Any]:
+@router.get("/projects/{project_id}", response_model=ProjectOut, summary="Describe a project",
+            openapi_extra=NO_KEY, responses={404: NO_PROJECT})
+def project(project_id: Annotated[str, PROJECT_PATH], ctx: Ctx) -> dict[str, Any]:
+    """One project: its language and whether its model is trained."""
     _project(project_id)
     return _service(ctx).project()
 
 
-@router.post("/projects/{project_id}/suggest",
-             openapi_extra={"requestBody": {"required": True, "content": {
-                 "application/x-www-form-urlencoded": {"schema": {
-                     "type": "object", "required": ["text"], "properties": {
-                         "text": {"type": "string"}, "limit": {"type": "integer", "default": 10},
-                         "threshold": {"type": "number", "default": 0}}}}}}})
-async def suggest(project_id: str, request: Request, ctx: Ctx) -> dict[str, Any]:
-    """Tags for a text (form-encoded ``text``, ``limit`` default 10, ``threshold`` default 0);
-    a first line of at most 300 characters followed by more text is read as the title."""
+@router.post("/projects/{project_id}/suggest", response_model=SuggestionsOut,
+             summary="Suggest subjects for a text",
+             openapi_extra={**NO_KEY, "requestBody": {
+                 "required": True,
+                 "description": "The text, form-encoded as Annif takes it.",
+                 "content": {"application/x-www-form-urlencoded": {
+                     "schema": {
+                         "type": "object", "required": ["text"], "properties": {
+                             "text": {"type": "string", "description": "The text (UTF-8, at "
+                                      f"most {MAX_TEXT_CHARS:,} characters); a first line of "
+                                      "at most 300 characters followed by more is its title.",
+                                      "examples": [EXAMPLE_TEXT]},
+                             "limit": {"type": "integer", "default": 10,
+                                       "description": LIMIT_DOC, "examples": [5]},
+                             "threshold": {"type": "number", "default": 0,
+                                           "description": THRESHOLD_DOC, "examples": [0.1]}},
+                     },
+                     "example": {"text": EXAMPLE_TEXT, "limit": 5, "threshold": 0.1},
+                 }},
+             }},
+             responses={400: documented(400, "The text is missing or empty, `limit` or "
+                                        "`threshold` out of range, or the body not UTF-8.",
+                                        "text: required and not empty"),
+                        404: NO_PROJECT, 413: TOO_LARGE,
+                        415: documented(415, "The body is not form-encoded.",
+                                        "Content-Type: expected "
+                                        "application/x-www-form-urlencoded, got "
+                                        "'application/json'"),
+                        503: NO_MODEL})
+async def suggest(project_id: Annotated[str, PROJECT_PATH], request: Request,
+                  ctx: Ctx) -> dict[str, Any]:
+    """Subjects (tags) for one text, best first, as Annif's `suggest`: for library tools and
+    `annif-client`. The tags come from the same model as `POST /api/tags/suggest`, without
+    the reasons."""
     _project(project_id)
     raw = await _body(request, "application/x-www-form-urlencoded")
     try:
@@ -197,11 +335,49 @@ async def suggest(project_id: str, request: Request, ctx: Ctx) -> dict[str, Any]
     return {"results": _results(suggestions)}
 
 
-@router.post("/projects/{project_id}/suggest-batch")
-async def suggest_batch(project_id: str, request: Request, ctx: Ctx,
-                        limit: str | None = None, threshold: str | None = None,
-                        ) -> list[dict[str, Any]]:
-    """Tags for up to 32 documents (JSON ``{"documents": [{"text", "document_id"}]}``)."""
+@router.post("/projects/{project_id}/suggest-batch", response_model=list[BatchSuggestionsOut],
+             summary="Suggest subjects for several texts",
+             openapi_extra={**NO_KEY, "requestBody": {
+                 "required": True,
+                 "description": f"Up to {MAX_BATCH} texts, each with an id of the caller's "
+                                "that the answer repeats.",
+                 "content": {"application/json": {"schema": {
+                     "type": "object", "required": ["documents"],
+                     "description": "The texts of one batch.",
+                     "properties": {"documents": {
+                         "type": "array", "maxItems": MAX_BATCH,
+                         "description": f"Up to {MAX_BATCH} documents.",
+                         "items": {"type": "object", "properties": {
+                             "text": {"type": "string", "maxLength": MAX_TEXT_CHARS,
+                                      "description": "The text (an empty one gets no "
+                                      "subjects).", "examples": [EXAMPLE_TEXT]},
+                             "document_id": {"description": "Any id of the caller's, given "
+                                             "back with the results.",
+                                             "examples": ["lancement-de-france-transfert"]},
+                         }},
+                     }},
+                     "examples": [{"documents": [
+                         {"text": EXAMPLE_TEXT, "document_id": "lancement-de-france-transfert"},
+                     ]}],
+                 }}},
+             }},
+             responses={400: documented(400, f"The body is not JSON, `documents` is not a list "
+                                        f"of objects or holds more than {MAX_BATCH}, or "
+                                        "`limit` or `threshold` is out of range.",
+                                        "documents: at most 32 per batch, got 40"),
+                        404: NO_PROJECT, 413: TOO_LARGE,
+                        415: documented(415, "The body is not declared `application/json`.",
+                                        "Content-Type: expected application/json, got "
+                                        "'text/plain'"),
+                        503: NO_MODEL})
+async def suggest_batch(
+    project_id: Annotated[str, PROJECT_PATH], request: Request, ctx: Ctx,
+    limit: Annotated[str | None, Query(description=LIMIT_DOC, examples=["5"])] = None,
+    threshold: Annotated[str | None, Query(description=THRESHOLD_DOC,
+                                           examples=["0.1"])] = None,
+) -> list[dict[str, Any]]:
+    """Subjects for up to 32 texts in one request, in the order sent, as Annif's
+    `suggest-batch`: for indexing a backlog."""
     _project(project_id)
     lim, thr = _limit(limit), _threshold(threshold)
     body = _json(await _body(request, "application/json"))
@@ -222,10 +398,56 @@ async def suggest_batch(project_id: str, request: Request, ctx: Ctx,
             for s, t, i in zip(found, texts, ids, strict=True)]
 
 
-@router.post("/projects/{project_id}/learn", status_code=204)
-async def learn(project_id: str, request: Request, ctx: Ctx, editor: Writer) -> Response:
-    """Texts with their subjects (JSON list of ``{"text", "subjects": [{"uri", "label"}]}``)
-    into the feedback log, as tags added by an editor. Editors only."""
+@router.post("/projects/{project_id}/learn", status_code=204,
+             summary="Teach subjects for texts",
+             openapi_extra={**WRITER_KEY, "requestBody": {
+                 "required": True,
+                 "description": f"Up to {MAX_BATCH} texts, each with the subjects it should "
+                                "have.",
+                 "content": {"application/json": {"schema": {
+                     "type": "array", "maxItems": MAX_BATCH,
+                     "description": "The texts and their subjects.",
+                     "items": {"type": "object", "required": ["text", "subjects"],
+                               "properties": {
+                         "text": {"type": "string", "minLength": 1, "maxLength": MAX_TEXT_CHARS,
+                                  "description": "The text; a first line of at most 300 "
+                                  "characters followed by more is its title.",
+                                  "examples": [EXAMPLE_TEXT]},
+                         "subjects": {
+                             "type": "array", "minItems": 1,
+                             "description": "Its subjects: a known `uri`, or a `label` (a tag "
+                                            "of the vocabulary, or a new one).",
+                             "items": {"type": "object", "properties": {
+                                 "uri": {"type": "string", "description": "A tag's URI.",
+                                         "examples": ["tag:communiques,2026:cybersecurite"]},
+                                 "label": {"type": "string", "description": "A tag's label.",
+                                           "examples": ["Cybersécurité"]},
+                             }},
+                         },
+                     }},
+                     "examples": [[{"text": EXAMPLE_TEXT, "subjects": [
+                         {"uri": "tag:communiques,2026:cybersecurite",
+                          "label": "Cybersécurité"}]}]],
+                 }}},
+             }},
+             responses={204: {"description": "Recorded in the feedback log."},
+                        400: documented(400, "The body is not a list of texts with subjects, "
+                                        "holds more than 32, or a subject has neither a known "
+                                        "URI nor a label.",
+                                        "0.subjects.0: unknown uri and no label"),
+                        404: NO_PROJECT, 413: TOO_LARGE,
+                        415: documented(415, "The body is not declared `application/json`.",
+                                        "Content-Type: expected application/json, got "
+                                        "'text/plain'"),
+                        507: documented(507, "The feedback log is full: an operator must "
+                                        "train on it and rotate it.",
+                                        "the feedback log is full: train, then rotate it")})
+async def learn(project_id: Annotated[str, PROJECT_PATH], request: Request, ctx: Ctx,
+                editor: Writer) -> Response:
+    """Texts with the subjects they should have, recorded in the feedback log as tags an
+    editor added by hand; the next `communiques train --feedback` learns from them. As Annif's
+    `learn`, for cataloguing tools. Writers only: what the model learns comes from the
+    editors."""
     _project(project_id)
     body = _json(await _body(request, "application/json"))
     if not isinstance(body, list):

@@ -13,16 +13,24 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel, Field, ValidationError, ValidationInfo, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
 from indexer.ids import ID_RE
 from models.feedback import MAX_TEXT_CHARS, FeedbackError, FeedbackFull
 from models.tagging import MAX_K, TaggingError, TaggingService
 from service.auth import Caller, Writer, require_json
 from service.context import AppContext, get_context
+from service.openapi import KEY_OPTIONAL, WRITER_KEY, refusal
 from service.routes.annif import router as annif_router
 
 router = APIRouter(tags=["tags"])
@@ -37,12 +45,49 @@ ID_PATTERN = f"^{ID_RE.pattern}$"
 # --- request and response models ---------------------------------------------------------------
 
 
+EXAMPLE_TITLE = "Lancement de France transfert"
+EXAMPLE_TEXT = ("L’État lance son propre outil en ligne de transfert de fichiers volumineux, "
+                "jusqu’à 20 Go, destiné à ses agents.")
+EXAMPLE_REASONS = [
+    {"signal": "label", "text": "fichiers", "field": "text", "start": 53, "end": 61,
+     "doc_id": None, "title": None, "url": None, "similarity": None},
+    {"signal": "neighbour",
+     "text": "comme le document « La Suite numérique : des outils collaboratifs souverains pour "
+             "les agents publics »",
+     "field": None, "start": None, "end": None,
+     "doc_id": "la-suite-numerique-des-outils-collaboratifs-souverains-pour-les-agents-publics",
+     "title": "La Suite numérique : des outils collaboratifs souverains pour les agents publics",
+     "url": "/documents/la-suite-numerique-des-outils-collaboratifs-souverains-pour-les-"
+            "agents-publics",
+     "similarity": 0.166},
+]
+EXAMPLE_TAG = {
+    "tag": "Environnement de travail numérique",
+    "key": "environnement de travail numerique",
+    "uri": "tag:communiques,2026:environnement-de-travail-numerique",
+    "score": 0.8123,
+    "confident": True,
+    "count": 3,
+    "reasons": ["fichiers", "agents"],
+    "explanations": EXAMPLE_REASONS,
+}
+EXAMPLE_MODEL = {"version": 2, "id": "2f2502f0e654", "trained_at": "2026-03-02T09:14:07+00:00",
+                 "documents": 1731}
+
+
 class SuggestIn(BaseModel):
     """A draft: a title and/or a text (chapeau and body), and how many tags to suggest."""
 
-    title: str = Field("", max_length=MAX_TITLE_CHARS)
-    text: str = Field("", validate_default=True)
-    k: int = Field(5, ge=1, le=MAX_K)
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"title": EXAMPLE_TITLE, "text": EXAMPLE_TEXT, "k": 5}]})
+
+    title: str = Field("", max_length=MAX_TITLE_CHARS, description="The draft's title (empty "
+                       "if there is none yet; title and text may not both be empty).",
+                       examples=[EXAMPLE_TITLE])
+    text: str = Field("", validate_default=True, description="The draft's chapeau and body, "
+                      f"as plain text or markdown; at most {MAX_TEXT_CHARS:,} characters "
+                      "(413 beyond).", examples=[EXAMPLE_TEXT])
+    k: int = Field(5, ge=1, le=MAX_K, description="How many tags to suggest.", examples=[5])
 
     @field_validator("text")
     @classmethod
@@ -55,101 +100,221 @@ class SuggestIn(BaseModel):
 
 
 class ReasonOut(BaseModel):
-    signal: str = Field(description="label (the tag's name found), linear (the tag's model's "
-                        "weights) or neighbour (a similar document carrying the tag)")
-    text: str = Field(description="the draft's words, or « comme le document X »")
-    field: str | None = Field(None, description="title or text: where the words are")
-    start: int | None = None
-    end: int | None = None
-    doc_id: str | None = Field(None, description="the similar document (neighbour)")
-    title: str | None = None
-    url: str | None = Field(None, description="link to the similar document")
-    similarity: float | None = None
+    """One reason a tag was suggested."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": EXAMPLE_REASONS})
+
+    signal: str = Field(description="`label` (the tag's name, or one of its spellings, is in "
+                        "the draft), `linear` (words the tag's model weighs) or `neighbour` (a "
+                        "similar document carries the tag).", examples=["label"])
+    text: str = Field(description="The draft's words, or « comme le document … » for a "
+                      "neighbour.", examples=["fichiers"])
+    field: str | None = Field(None, description="Where the words are: `title` or `text` "
+                              "(null for a neighbour).", examples=["text"])
+    start: int | None = Field(None, description="Where the words start in that field, in "
+                              "characters from 0 (null for a neighbour).", examples=[53])
+    end: int | None = Field(None, description="Where they end (exclusive).", examples=[61])
+    doc_id: str | None = Field(None, description="The similar document (neighbour only).",
+                               examples=[EXAMPLE_REASONS[1]["doc_id"]])
+    title: str | None = Field(None, description="Its title (neighbour only).",
+                              examples=[EXAMPLE_REASONS[1]["title"]])
+    url: str | None = Field(None, description="A link to it (neighbour only).",
+                            examples=[EXAMPLE_REASONS[1]["url"]])
+    similarity: float | None = Field(None, description="How similar it is to the draft, from 0 "
+                                     "to 1 (neighbour only).", examples=[0.166])
 
 
 class TagOut(BaseModel):
-    tag: str = Field(description="display label (the spelling editors use most)")
-    key: str = Field(description="canonical key, the same for every spelling of the tag")
-    uri: str = Field(description="stable URI of the tag")
-    score: float = Field(ge=0, le=1, description="calibrated confidence")
-    confident: bool = Field(description="the score is above the tag's tuned threshold")
-    count: int = Field(description="training documents carrying the tag")
-    reasons: list[str] = Field(description="words of the draft that triggered the tag")
-    explanations: list[ReasonOut] = Field(description="every reason with its signal")
+    """One suggested tag, with its confidence and reasons."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [EXAMPLE_TAG]})
+
+    tag: str = Field(description="Display label (the spelling editors use most).",
+                     examples=[EXAMPLE_TAG["tag"]])
+    key: str = Field(description="Canonical key, the same for every spelling of the tag.",
+                     examples=[EXAMPLE_TAG["key"]])
+    uri: str = Field(description="Stable URI of the tag (the site's tag page when "
+                     "`COMMUNIQUES_SITE_URL` is set).", examples=[EXAMPLE_TAG["uri"]])
+    score: float = Field(ge=0, le=1, description="Calibrated confidence, from 0 to 1.",
+                         examples=[0.8123])
+    confident: bool = Field(description="The score is above the tag's tuned threshold: worth "
+                            "proposing as it is.", examples=[True])
+    count: int = Field(description="Training documents carrying the tag.", examples=[3])
+    reasons: list[str] = Field(description="Words of the draft that triggered the tag.",
+                               examples=[["fichiers", "agents"]])
+    explanations: list[ReasonOut] = Field(description="Every reason, with its signal and "
+                                          "where it is.")
 
 
 class ModelOut(BaseModel):
-    version: int = Field(description="model file format version")
-    id: str
-    trained_at: str
-    documents: int
+    """The tag model that answered."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [EXAMPLE_MODEL]})
+
+    version: int = Field(description="Model file format version.", examples=[2])
+    id: str = Field(description="The model's id (changes with every training).",
+                    examples=["2f2502f0e654"])
+    trained_at: str = Field(description="When it was trained (ISO 8601, UTC).",
+                            examples=["2026-03-02T09:14:07+00:00"])
+    documents: int = Field(description="Tagged documents it was trained on.", examples=[1731])
 
 
 class SuggestOut(BaseModel):
-    tags: list[TagOut]
-    model: ModelOut
-    took_ms: float
+    """The tags suggested for a draft, best first."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"tags": [EXAMPLE_TAG], "model": EXAMPLE_MODEL, "took_ms": 48.7}]})
+
+    tags: list[TagOut] = Field(description="Up to `k` tags, best first.")
+    model: ModelOut = Field(description="The model that suggested them.")
+    took_ms: float = Field(description="Time spent, in milliseconds.", examples=[48.7])
 
 
 class DocumentSuggestOut(SuggestOut):
-    id: str
-    title: str
-    existing: list[str] = Field(description="the tags the document already has")
+    """The tags suggested for an indexed document, beside the ones it has."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "id": "lancement-de-france-transfert",
+        "title": "Lancement de France transfert, l’envoi de fichiers volumineux des agents de "
+                 "l’État",
+        "existing": ["Sécurité"],
+        "tags": [EXAMPLE_TAG], "model": EXAMPLE_MODEL, "took_ms": 52.1,
+    }]})
+
+    id: str = Field(description="The document.", examples=["lancement-de-france-transfert"])
+    title: str = Field(description="Its title.", examples=["Lancement de France transfert, "
+                       "l’envoi de fichiers volumineux des agents de l’État"])
+    existing: list[str] = Field(description="The tags the document already has.",
+                                examples=[["Sécurité"]])
 
 
 class ExampleOut(BaseModel):
-    id: str
-    title: str
-    url: str
+    """A document that carries a tag."""
+
+    id: str = Field(description="The document's id.", examples=["lancement-de-france-transfert"])
+    title: str = Field(description="Its title.", examples=["Lancement de France transfert, "
+                       "l’envoi de fichiers volumineux des agents de l’État"])
+    url: str = Field(description="A link to its page on this service.",
+                     examples=["/documents/lancement-de-france-transfert"])
+
+
+EXAMPLE_ENTRY = {
+    "key": "cybersecurite",
+    "label": "Cybersécurité",
+    "uri": "tag:communiques,2026:cybersecurite",
+    "examples": [{"id": "lancement-de-france-transfert",
+                  "title": "Lancement de France transfert, l’envoi de fichiers volumineux des "
+                           "agents de l’État",
+                  "url": "/documents/lancement-de-france-transfert"}],
+    "count": 4,
+    "variants": ["Cybersécurité", "Sécurité"],
+    "aliases": ["Cybersécurité", "Sécurité", "sécurité numérique"],
+    "suggestable": True,
+}
 
 
 class VocabularyEntry(BaseModel):
-    key: str
-    label: str
-    uri: str
-    examples: list[ExampleOut] = Field(description="the two newest documents with this tag")
-    count: int = Field(description="indexed documents with this tag")
-    variants: list[str] = Field(description="spellings used in the indexed documents")
-    aliases: list[str] = Field(description="spellings declared in the alias file")
+    """One tag of the vocabulary."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [EXAMPLE_ENTRY]})
+
+    key: str = Field(description="Canonical key, the same for every spelling.",
+                     examples=["cybersecurite"])
+    label: str = Field(description="Display label (the spelling editors use most).",
+                       examples=["Cybersécurité"])
+    uri: str = Field(description="Stable URI of the tag.",
+                     examples=["tag:communiques,2026:cybersecurite"])
+    examples: list[ExampleOut] = Field(description="The two newest documents with this tag.")
+    count: int = Field(description="Indexed documents with this tag (that the caller may "
+                       "see).", examples=[4])
+    variants: list[str] = Field(description="Spellings used in the indexed documents.",
+                                examples=[["Cybersécurité", "Sécurité"]])
+    aliases: list[str] = Field(description="Spellings declared in the alias file.",
+                               examples=[["Cybersécurité", "Sécurité", "sécurité numérique"]])
     suggestable: bool | None = Field(
-        None, description="the current model may suggest it (null: no model)"
+        None, description="The current model may suggest it (null: no model).", examples=[True]
     )
 
 
 class VocabularyOut(BaseModel):
-    total: int
-    tags: list[VocabularyEntry]
+    """Every tag, most used first."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"total": 62, "tags": [EXAMPLE_ENTRY]}]})
+
+    total: int = Field(description="Tags listed.", examples=[62])
+    tags: list[VocabularyEntry] = Field(description="Every tag, most used first.")
+
+
+EXAMPLE_UNTAGGED = {
+    "id": "lancement-de-france-transfert",
+    "title": "Lancement de France transfert, l’envoi de fichiers volumineux des agents de l’État",
+    "url": "/espace-presse/lancement-de-france-transfert/",
+    "date": "2022-03-25T16:30:00+01:00",
+    "collection": "communiques",
+    "tags": [EXAMPLE_TAG],
+}
 
 
 class UntaggedDocument(BaseModel):
-    id: str
-    title: str
-    url: str
-    date: str
-    collection: str
-    tags: list[TagOut]
+    """A document without tags, with the tags suggested for it."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [EXAMPLE_UNTAGGED]})
+
+    id: str = Field(description="The document's id.", examples=["lancement-de-france-transfert"])
+    title: str = Field(description="Its title.", examples=["Lancement de France transfert, "
+                       "l’envoi de fichiers volumineux des agents de l’État"])
+    url: str = Field(description="Its address on the public site.",
+                     examples=["/espace-presse/lancement-de-france-transfert/"])
+    date: str = Field(description="Its publication date, ISO 8601 (empty: undated).",
+                      examples=["2022-03-25T16:30:00+01:00"])
+    collection: str = Field(description="Its collection.", examples=["communiques"])
+    tags: list[TagOut] = Field(description="The tags suggested for it, best first.")
 
 
 class UntaggedOut(BaseModel):
-    total: int = Field(description="indexed documents without any tag")
-    documents: list[UntaggedDocument]
-    model: ModelOut
+    """Untagged documents, newest first, with suggestions."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "total": 143,
+        "documents": [EXAMPLE_UNTAGGED],
+        "model": EXAMPLE_MODEL,
+    }]})
+
+    total: int = Field(description="Indexed documents without any tag.", examples=[143])
+    documents: list[UntaggedDocument] = Field(description="The newest of them, up to `limit`.")
+    model: ModelOut = Field(description="The model that suggested the tags.")
 
 
 class FeedbackIn(BaseModel):
     """Which suggested tags an editor accepted or rejected, for a document or a draft."""
 
-    doc_id: str | None = Field(None, pattern=ID_PATTERN)
-    title: str = Field("", max_length=MAX_TITLE_CHARS)
-    text: str = ""
-    accepted: list[Annotated[str, Field(max_length=200)]] = Field(default_factory=list,
-                                                                  max_length=50)
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"doc_id": "lancement-de-france-transfert", "accepted": ["Cybersécurité"],
+         "rejected": ["Cloud"], "added": ["France transfert"]},
+        {"title": EXAMPLE_TITLE, "text": EXAMPLE_TEXT,
+         "accepted": ["Environnement de travail numérique"], "rejected": [], "added": []},
+    ]})
+
+    doc_id: str | None = Field(None, pattern=ID_PATTERN, description="The indexed document the "
+                               "tags were suggested for; leave it out for a draft not saved "
+                               "yet (then give its title or text).",
+                               examples=["lancement-de-france-transfert"])
+    title: str = Field("", max_length=MAX_TITLE_CHARS, description="The draft's title, when "
+                       "there is no `doc_id`.", examples=[EXAMPLE_TITLE])
+    text: str = Field("", description="The draft's text, when there is no `doc_id` (at most "
+                      f"{MAX_TEXT_CHARS:,} characters).", examples=[EXAMPLE_TEXT])
+    accepted: list[Annotated[str, Field(max_length=200)]] = Field(
+        default_factory=list, max_length=50, description="Suggested tags the editor kept.",
+        examples=[["Cybersécurité"]])
     added: list[Annotated[str, Field(max_length=200)]] = Field(
         default_factory=list, max_length=50,
-        description="tags the editor gave by hand: of the vocabulary, or new")
+        description="Tags the editor gave by hand: of the vocabulary, or new.",
+        examples=[["France transfert"]])
     rejected: list[Annotated[str, Field(max_length=200)]] = Field(
-        default_factory=list, max_length=50, validate_default=True
-    )
+        default_factory=list, max_length=50, validate_default=True,
+        description="Suggested tags the editor turned down (at least one tag in all three "
+        "lists).", examples=[["Cloud"]])
 
     @field_validator("rejected")
     @classmethod
@@ -161,13 +326,29 @@ class FeedbackIn(BaseModel):
 
 
 class FeedbackOut(BaseModel):
-    id: str
-    at: str
-    doc_id: str | None
-    draft: str | None = Field(description="hash of the draft's title and text (no doc_id)")
-    accepted: list[str]
-    rejected: list[str]
-    added: list[str] = Field(default_factory=list)
+    """The feedback recorded."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "id": "8818978a8310467795e2209e0c360e4e", "at": "2026-03-04T10:21:37+00:00",
+        "doc_id": "lancement-de-france-transfert", "draft": None,
+        "accepted": ["Cybersécurité"], "rejected": ["Cloud"], "added": ["France transfert"],
+    }]})
+
+    id: str = Field(description="The record's id in the feedback log.",
+                    examples=["8818978a8310467795e2209e0c360e4e"])
+    at: str = Field(description="When it was recorded (ISO 8601, UTC).",
+                    examples=["2026-03-04T10:21:37+00:00"])
+    # (nullable fields have a default: FastAPI leaves null values out of the OpenAPI examples)
+    doc_id: str | None = Field(None, description="The document, or null for a draft.",
+                               examples=["lancement-de-france-transfert"])
+    draft: str | None = Field(None, description="For a draft (no `doc_id`): the sha256 of its "
+                              "title and text; null for a document.",
+                              examples=["5f0c2a9e1d7b4c3a8e6f1b2d9c0a7e4f"
+                                        "3b8d1c6a2f9e0b7d4c5a1e8f3b6d2c9a"])
+    accepted: list[str] = Field(description="The tags accepted.", examples=[["Cybersécurité"]])
+    rejected: list[str] = Field(description="The tags rejected.", examples=[["Cloud"]])
+    added: list[str] = Field(default_factory=list, description="The tags added by hand.",
+                             examples=[["France transfert"]])
 
 
 # --- the tagging service, once per worker ----------------------------------------------------
@@ -223,23 +404,37 @@ def _check_text(text: str) -> None:
         )
 
 
-def _body_schema(model: type[BaseModel]) -> dict[str, Any]:
-    return {"requestBody": {"required": True, "content": {
+def _body_schema(model: type[BaseModel], description: str) -> dict[str, Any]:
+    """The request body of a route that reads it by hand (see :func:`_read_json`)."""
+    return {"requestBody": {"required": True, "description": description, "content": {
         "application/json": {"schema": model.model_json_schema()}}}}
+
+
+NO_MODEL = refusal("No usable tag model: an operator must run `communiques train` (search "
+                   "keeps working meanwhile).", "no tag model (model.pkl): run `communiques "
+                   "train --corpus PATH --model FILE`")
+TEXT_TOO_LONG = refusal(f"The text is over {MAX_TEXT_CHARS:,} characters, or the body over "
+                        f"{MAX_BODY_BYTES:,} bytes.", "text: 123,456 characters, the limit is "
+                        "100,000")
 
 
 # --- endpoints ---------------------------------------------------------------------------------
 
 
-@router.post("/api/tags/suggest", response_model=SuggestOut,
-             openapi_extra=_body_schema(SuggestIn),
-             responses={413: {"description": "text over 100,000 characters"},
-                        422: {"description": "invalid request; the detail names the field"},
-                        503: {"description": "no usable tag model: run `communiques train`"}})
+@router.post("/api/tags/suggest", response_model=SuggestOut, summary="Suggest tags for a draft",
+             openapi_extra={**KEY_OPTIONAL, **_body_schema(
+                 SuggestIn, "The draft: its title and/or text, and how many tags to suggest.")},
+             responses={413: TEXT_TOO_LONG,
+                        422: refusal("The body is invalid; the detail names the field.",
+                                     "text: Value error, title and text are both empty: give "
+                                     "at least one of them"),
+                        503: NO_MODEL})
 async def suggest(request: Request, ctx: Annotated[AppContext, Depends(get_context)],
                   viewer: Caller) -> dict[str, Any]:
-    """The ``k`` best tags for a draft (``{title, text, k}``), ranked, each with its calibrated
-    score, ``confident`` (above the tag's threshold) and the reasons behind it."""
+    """The `k` best tags for a draft (`{title, text, k}`), ranked, each with its calibrated
+    score, `confident` (above the tag's threshold) and the reasons behind it. For an editor
+    writing a communiqué: the draft need not be saved, nor complete. Nothing is recorded;
+    `POST /api/tags/feedback` says which tags the editor kept."""
     body: SuggestIn = await _read_json(request, SuggestIn)
     _check_text(body.text)
     service = tagging(ctx)
@@ -247,54 +442,77 @@ async def suggest(request: Request, ctx: Annotated[AppContext, Depends(get_conte
                                    viewer.drafts)
 
 
+K = Query(ge=1, le=MAX_K, description="How many tags to suggest per document.", examples=[5])
+
+
 @router.get("/api/documents/{doc_id}/tags/suggest", response_model=DocumentSuggestOut,
-            responses={404: {"description": "unknown document"},
-                       503: {"description": "no usable tag model: run `communiques train`"}})
+            summary="Suggest tags for a communiqué", openapi_extra=KEY_OPTIONAL,
+            responses={404: refusal("No document with this id (or a draft, for a caller "
+                                    "who is neither a reader nor a writer).",
+                                    "no document with id 'lancement-de-france-transfert'"),
+                       503: NO_MODEL})
 def suggest_for_document(
-    doc_id: str,
+    doc_id: Annotated[str, Path(description="The indexed document's id.", openapi_examples={
+        "France transfert": {"value": "lancement-de-france-transfert"}})],
     ctx: Annotated[AppContext, Depends(get_context)],
     viewer: Caller,
-    k: Annotated[int, Query(ge=1, le=MAX_K)] = 5,
+    k: Annotated[int, K] = 5,
 ) -> dict[str, Any]:
-    """Suggest tags for an indexed document (its current tags are listed beside)."""
+    """Suggest tags for an indexed communiqué, its current tags listed beside: for reviewing
+    the tags of documents already published."""
     return _call(tagging(ctx).suggest_document, doc_id, k, viewer.drafts)
 
 
-@router.get("/api/tags", response_model=VocabularyOut)
+@router.get("/api/tags", response_model=VocabularyOut, summary="The tag vocabulary",
+            openapi_extra=KEY_OPTIONAL)
 def vocabulary(ctx: Annotated[AppContext, Depends(get_context)],
                viewer: Caller) -> dict[str, Any]:
     """Every tag of the indexed documents and of the alias file, most used first, each with
-    its usage count and two example documents."""
+    its usage count, its spellings and two example documents: for a tag picker, or to check
+    which spelling to use. Works without a tag model (`suggestable` is then null)."""
     return _call(tagging(ctx).vocabulary, viewer.drafts)
 
 
 @router.get("/api/tags/untagged", response_model=UntaggedOut,
-            responses={503: {"description": "no usable tag model: run `communiques train`"}})
+            summary="Untagged communiqués, with suggestions", openapi_extra=KEY_OPTIONAL,
+            responses={503: NO_MODEL})
 def untagged(
     ctx: Annotated[AppContext, Depends(get_context)],
     viewer: Caller,
-    limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    k: Annotated[int, Query(ge=1, le=MAX_K)] = 5,
+    limit: Annotated[int, Query(ge=1, le=100, description="How many documents at most.",
+                                examples=[20])] = 20,
+    k: Annotated[int, K] = 5,
 ) -> dict[str, Any]:
-    """Indexed documents without tags, newest first, each with suggestions (cached per index
-    generation and model)."""
+    """Indexed documents without tags, newest first, each with suggestions: the editors' list
+    of documents to tag. Cached per index generation and model."""
     return _call(tagging(ctx).untagged, limit, k, viewer.drafts)
 
 
 @router.post("/api/tags/feedback", status_code=201, response_model=FeedbackOut,
-             openapi_extra=_body_schema(FeedbackIn),
+             summary="Record an editor's choice of tags",
+             openapi_extra={**WRITER_KEY, **_body_schema(
+                 FeedbackIn, "The document (or the draft) and the tags accepted, rejected and "
+                             "added.")},
              dependencies=[Depends(require_json)],
-             responses={401: {"description": "an editor's key (or session) is needed"},
-                        404: {"description": "unknown doc_id and no draft given"},
-                        413: {"description": "text over 100,000 characters"},
-                        415: {"description": "the body must be application/json"},
-                        422: {"description": "invalid feedback; the detail names the field"},
-                        507: {"description": "the feedback log is full: train, then rotate it"}})
+             responses={201: {"description": "Recorded in the feedback log."},
+                        404: refusal("Unknown `doc_id`, and no draft title or text given.",
+                                     "no document with id 'lancement-de-france-transfert'"),
+                        413: TEXT_TOO_LONG,
+                        415: refusal("The body is not declared `application/json`.",
+                                     "Content-Type: expected application/json, got "
+                                     "'text/plain'"),
+                        422: refusal("The feedback is invalid; the detail names the field.",
+                                     "rejected: Value error, accepted, added and rejected are "
+                                     "all empty: give at least one tag"),
+                        507: refusal("The feedback log is full: an operator must train on it "
+                                     "and rotate it.", "the feedback log is full: an operator "
+                                     "must run `communiques train --feedback` on it and rotate "
+                                     "it before it takes more")})
 async def feedback(request: Request, ctx: Annotated[AppContext, Depends(get_context)],
                    editor: Writer) -> dict[str, Any]:
     """Record which suggestions an editor accepted or rejected and which tags they added by
-    hand; the next ``communiques train --feedback`` learns from it. Editors only: what the
-    model learns comes from them."""
+    hand, for a document or a draft; the next `communiques train --feedback` learns from it.
+    Writers only: what the model learns comes from the editors."""
     body: FeedbackIn = await _read_json(request, FeedbackIn)
     _check_text(body.text)
     if body.doc_id is None and not (body.title.strip() or body.text.strip()):
