@@ -139,3 +139,57 @@ def test_autocomplete_titles_match_the_title(index_copy: Path) -> None:
     assert titles
     for s in titles:
         assert "accessib" in s["text"].lower(), s
+
+
+def _reference(ix) -> dict:  # noqa: ANN001 - a Whoosh index
+    """What the engine's arrays must say, read the slow way from every live document."""
+    from collections import Counter
+
+    from indexer.snapshot import open_searcher
+
+    with open_searcher(ix) as s:
+        docs = {f["id"]: f for f in s.all_stored_fields()}
+    return {
+        "ids": set(docs),
+        "published": {i for i, f in docs.items() if f.get("published", True)},
+        "spellings": Counter(t for f in docs.values() for t in f.get("tags", [])),
+        "public": Counter(t for f in docs.values() if f.get("published", True)
+                          for t in f.get("tags", [])),
+        "collections": Counter(f["collection"] for f in docs.values()),
+    }
+
+
+def test_arrays_kept_per_segment_agree_with_every_document(index_copy: Path) -> None:
+    """Writes, replacements and deletions over cached segments: the next generation's
+    arrays (ids, published flags, tag spellings and counts, collections, titles) are those
+    of the live documents, as a fresh read finds them."""
+    ix = open_index(index_copy)
+    segments = SegmentPostings()
+    Engine(ix.searcher(), segments)  # every segment decoded and kept
+    draft = GOOD.format(title="Brouillon", body="Texte.").replace(
+        "tags:\n- Cloud", "published: false\ntags:\n- Souveraineté\n- cloud")
+    upsert_text(ix, draft, "brouillon-colonnes", "communiques")
+    upsert_text(ix, GOOD.format(title="Publié", body="Texte."), "publie-colonnes", "actualites")
+    upsert_text(ix, GOOD.format(title="Publié 2", body="Texte."), "publie-colonnes", "evenements")
+    first = Engine(ix.searcher(), segments).ids
+    gone = next(d for d in first if d and d not in ("brouillon-colonnes", "publie-colonnes"))
+    assert delete_document(ix, gone)
+    engine = Engine(ix.searcher(), segments)
+    fresh = Engine(ix.searcher(), SegmentPostings())
+    ref = _reference(ix)
+    live = set(np.flatnonzero(engine.live).tolist())
+    assert {engine.ids[i] for i in live} == ref["ids"] and gone not in engine.id_to_docnum
+    assert {engine.ids[i] for i in live if engine.published[i]} == ref["published"]
+    assert +engine.spellings == ref["spellings"] and +engine.public_spellings == ref["public"]
+    assert "Souveraineté" in engine.spellings and "Souveraineté" not in engine.public_spellings
+    colls = np.bincount(engine.collection[engine.live], minlength=len(engine.collection_names))
+    assert dict(zip(engine.collection_names, colls.tolist(), strict=True)) == ref["collections"]
+    doc = engine.id_to_docnum["publie-colonnes"]
+    assert engine.titles[doc] == "Publié 2"
+    assert engine.collection_names[engine.collection[doc]] == "evenements"
+    for name in ("ids", "titles"):
+        assert getattr(engine, name) == getattr(fresh, name)
+    for name in ("live", "published", "timestamp", "year", "collection"):
+        assert np.array_equal(getattr(engine, name), getattr(fresh, name), equal_nan=True), name
+    assert engine.tag_names == fresh.tag_names and engine.collection_names == fresh.collection_names
+    assert (engine.tags != fresh.tags).nnz == 0
