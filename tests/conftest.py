@@ -112,7 +112,11 @@ class LiveServer:
         # worker (each answer comes from any of them: several in a row must say so).
         full = 0
         while time.monotonic() < deadline and full < 4 * workers:
-            if httpx.get(self.url + "/health", timeout=5).json().get("analysis") == "full":
+            try:  # a worker loading spaCy may answer late on a busy machine: ask again
+                ready = httpx.get(self.url + "/health", timeout=10).json().get("analysis")
+            except httpx.HTTPError:
+                ready = None
+            if ready == "full":
                 full += 1
             else:
                 full = 0

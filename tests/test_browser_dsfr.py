@@ -276,7 +276,9 @@ def test_axe_core_audit(browser: object, live_server: str, width: int, scheme: s
         page = ctx.new_page()
         for path in PAGES:
             page.goto(path)
-            page.wait_for_function("document.documentElement.hasAttribute('data-fr-js')")
+            # The design system marks the page as started, then applies the scheme's theme.
+            page.wait_for_function("document.documentElement.hasAttribute('data-fr-js') && "
+                                   "document.documentElement.hasAttribute('data-fr-theme')")
             theme = page.evaluate("document.documentElement.getAttribute('data-fr-theme')")
             assert theme == scheme, (path, theme)
             for v in _axe_run(page):

@@ -287,12 +287,12 @@ def test_logs_are_json_lines_without_secrets(tmp_path: Path, sample_index: Path)
             except httpx.HTTPError:
                 time.sleep(0.2)
         auth = {"Authorization": f"Bearer {secret}", "Content-Type": "text/markdown"}
-        httpx.put(base + "/api/documents/journal", content=b"---\ntitle: x\n---\n", headers=auth)
+        httpx.put(base + "/api/documents/journal", content=b"---\ntitle: x\n---\n", headers=auth, timeout=30)
         httpx.put(base + "/api/documents/journal", content=b"x", headers={
-            "Authorization": f"Bearer {secret}-faux"})
-        httpx.get(base + "/api/search", params={"q": "cloud", "api_key": secret, "token": secret})
-        httpx.get(base + f"/api/documents/{secret}", headers={"Cookie": f"session={secret}"})
-        httpx.get(base + "/api/export", params={"q": "x", "key": secret})
+            "Authorization": f"Bearer {secret}-faux"}, timeout=30)
+        httpx.get(base + "/api/search", params={"q": "cloud", "api_key": secret, "token": secret}, timeout=30)
+        httpx.get(base + f"/api/documents/{secret}", headers={"Cookie": f"session={secret}"}, timeout=30)
+        httpx.get(base + "/api/export", params={"q": "x", "key": secret}, timeout=30)
     finally:
         proc.terminate()
         proc.wait(timeout=10)
