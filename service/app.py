@@ -26,6 +26,9 @@ from service.middleware import HeadAsGetMiddleware, RelativeRedirectMiddleware
 
 log = logging.getLogger("communiques")
 
+HEALTH_RETRY_AFTER = 2
+"""Seconds a balancer is told to wait before asking a worker still loading again."""
+
 SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
@@ -89,6 +92,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         docs_url=None, redoc_url=None,  # served by service.apidocs, without CDN, under the CSP
     )
     app.state.ctx = AppContext(settings)
+    # Set by /health once spaCy and the first generation's longest posting lists are loaded.
+    app.state.ready = False
     app.add_exception_handler(RequestValidationError, _validation_error)
     # Innermost first: the body limit, then the rate limits, inside the observability
     # middleware so that refused requests are counted, logged and get the security headers.
@@ -128,20 +133,35 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.openapi = openapi  # type: ignore[method-assign]
 
-    @app.get("/health", tags=["ops"])
-    def health(viewer: Caller) -> dict[str, object]:
+    @app.get(
+        "/health", tags=["ops"],
+        responses={503: {"description": "Still loading after a start (spaCy, the longest "
+                                        "posting lists): the same fields, `status` "
+                                        "`loading`, and `Retry-After`"}},
+    )
+    def health(viewer: Caller, response: Response) -> dict[str, object]:
+        """200 once this worker has finished loading after its start; 503 with
+        ``Retry-After`` until then, so that a load balancer sends it no traffic yet."""
         from indexer.analysis import analysis_ready
 
         search = app.state.ctx.search
         engine = search.engine()
+        full, warmed = analysis_ready(), search.warmed()
+        # Ready once, ready for good: a new generation after a commit or a publish reads its
+        # posting lists ahead too, but every replica does so at the same moment, and taking
+        # them all out of a balancer then would stop the service.
+        app.state.ready = app.state.ready or (full and warmed)
+        if not app.state.ready:
+            response.status_code = 503
+            response.headers["Retry-After"] = str(HEALTH_RETRY_AFTER)
         return {
-            "status": "ok",
+            "status": "ok" if app.state.ready else "loading",
             # the documents the caller may see: drafts are not even counted for the public
             "documents": int(search.visible(engine, viewer.drafts).sum()),
             # "light" for the few seconds spaCy takes to load after a start
-            "analysis": "full" if analysis_ready() else "light",
+            "analysis": "full" if full else "light",
             # "loading" while the longest posting lists are read ahead after a start or a commit
-            "postings": "ready" if app.state.ctx.search.warmed() else "loading",
+            "postings": "ready" if warmed else "loading",
         }
 
     @app.get("/metrics", tags=["ops"], response_class=PlainTextResponse)
