@@ -7,7 +7,7 @@ MODEL ?= var/model.pkl
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: setup run index model test lint clean browser reliability
+.PHONY: setup run index model test lint clean browser nginx reliability replicas
 
 setup: $(VENV)/.installed node_modules/.installed
 
@@ -36,10 +36,14 @@ run: model
 browser: setup
 	VENV=$(VENV) bash scripts/install-browser.sh
 
+# Debian's nginx (apt, as root, only when missing): the load balancer of the replica tests.
+nginx:
+	bash scripts/install-nginx.sh
+
 lint: setup
 	$(BIN)/ruff check .
 
-test: setup browser
+test: setup browser nginx
 	$(BIN)/ruff check .
 	$(BIN)/pytest -q
 
@@ -52,6 +56,14 @@ reliability: setup
 	$(PY) -m bench.concurrent_writes --seconds 60
 	$(PY) -m bench.rate_limit_attempt --seconds 150
 	$(PY) -m bench.poisoning --posts 66 --big 200
+
+# Three replicas behind nginx (deploy/) for 60 s of 100 requests/s while builds are published
+# and rolled back every 10 s, one replica restarted halfway; then the same on two builds of
+# 10,000 documents (about 10 minutes in all, most of it indexing them). Tables in
+# bench/RESULTS.md (## Replicas behind nginx).
+replicas: setup nginx
+	$(PY) -m bench.replicas --replicas 3 --seconds 60 --rate 100 --publish-every 10 --restart
+	$(PY) -m bench.replicas --replicas 3 --seconds 60 --rate 100 --publish-every 10 --docs 10000
 
 clean:
 	rm -rf var .pytest_cache node_modules

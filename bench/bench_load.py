@@ -127,7 +127,8 @@ def main() -> None:
                     if httpx.get(base + "/health", timeout=1).status_code == 200:
                         break
                 except httpx.HTTPError:
-                    time.sleep(0.1)
+                    pass
+                time.sleep(0.1)  # 503 while loading
             # Every worker warmed up (spaCy loaded, long posting lists read): /health answers
             # from any worker, so ask until 20 answers in a row say so.
             ready = 0

@@ -54,7 +54,8 @@ def _free_port() -> int:
 
 def start_service(index: Path, env: dict[str, str], workers: int = 2
                   ) -> tuple[subprocess.Popen, str]:
-    """``communiques serve --workers N``, once every worker has the full analysis."""
+    """``communiques serve --workers N``, once every worker has finished loading (/health 200:
+    spaCy and the longest posting lists)."""
     import httpx
 
     port = _free_port()
@@ -70,7 +71,7 @@ def start_service(index: Path, env: dict[str, str], workers: int = 2
         if proc.poll() is not None:
             raise RuntimeError(f"service exited with {proc.returncode}")
         try:
-            ready = httpx.get(url + "/health", timeout=5).json().get("analysis") == "full"
+            ready = httpx.get(url + "/health", timeout=5).status_code == 200
         except httpx.HTTPError:
             ready = False
         full = full + 1 if ready else 0

@@ -230,7 +230,8 @@ def start_service(index: Path, env: dict[str, str] | None = None) -> tuple[subpr
             if httpx.get(url + "/health", timeout=1).status_code == 200:
                 break
         except httpx.HTTPError:
-            time.sleep(0.2)
+            pass
+        time.sleep(0.2)  # 503 while loading
     else:
         proc.kill()
         raise RuntimeError("service did not start within 90 s")

@@ -42,7 +42,8 @@ def _serve(index: Path, port: int, env: dict[str, str]) -> subprocess.Popen:
             if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200:
                 return proc
         except httpx.HTTPError:
-            time.sleep(0.3)
+            pass
+        time.sleep(0.3)  # 503 while loading
     proc.kill()
     raise RuntimeError("the service did not start")
 

@@ -29,6 +29,9 @@ from service.openapi import KEY_OPTIONAL, NO_KEY, finish
 
 log = logging.getLogger("communiques")
 
+HEALTH_RETRY_AFTER = 2
+"""Seconds a balancer is told to wait before asking a worker still loading again."""
+
 SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
@@ -99,8 +102,10 @@ class HealthOut(BaseModel):
     model_config = ConfigDict(json_schema_extra={"examples": [
         {"status": "ok", "documents": 1874, "analysis": "full", "postings": "ready"}]})
 
-    status: Literal["ok"] = Field(description="Always `ok` when the service answers.",
-                                  examples=["ok"])
+    status: Literal["ok", "loading"] = Field(
+        description="`ok` once the worker has finished loading after its start (then for good: "
+        "a commit or a publish does not take it out of a balancer); `loading` before, with "
+        "status 503.", examples=["ok"])
     documents: int = Field(description="Documents the caller may see (drafts are counted for "
                            "readers and writers only).", examples=[1874])
     analysis: Literal["full", "light"] = Field(
@@ -142,6 +147,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         docs_url=None, redoc_url=None,  # served by service.apidocs, without CDN, under the CSP
     )
     app.state.ctx = AppContext(settings)
+    # Set by /health once spaCy and the first generation's longest posting lists are loaded.
+    app.state.ready = False
     app.add_exception_handler(RequestValidationError, _validation_error)
     # Innermost first: the body limit, then the rate limits, inside the observability
     # middleware so that refused requests are counted, logged and get the security headers.
@@ -182,23 +189,36 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.openapi = openapi  # type: ignore[method-assign]
 
     @app.get("/health", tags=["ops"], response_model=HealthOut, summary="Service health",
-             openapi_extra=KEY_OPTIONAL)
-    def health(viewer: Caller) -> dict[str, object]:
+             openapi_extra=KEY_OPTIONAL,
+             responses={503: {"model": HealthOut, "description": (
+                 "Still loading after a start (spaCy, the longest posting lists): the same "
+                 "fields, `status` `loading`, and `Retry-After`: a balancer sends no traffic "
+                 "yet.")}})
+    def health(viewer: Caller, response: Response) -> dict[str, object]:
         """Whether the service answers, how many documents it serves, and whether it has
-        finished warming up after a start. For load balancers and monitoring: a 200 means
-        searches are answered."""
+        finished warming up after a start. For load balancers and monitoring: 200 once this
+        worker has finished loading after its start (searches are answered at full speed),
+        503 with ``Retry-After`` until then."""
         from indexer.analysis import analysis_ready
 
         search = app.state.ctx.search
         engine = search.engine()
+        full, warmed = analysis_ready(), search.warmed()
+        # Ready once, ready for good: a new generation after a commit or a publish reads its
+        # posting lists ahead too, but every replica does so at the same moment, and taking
+        # them all out of a balancer then would stop the service.
+        app.state.ready = app.state.ready or (full and warmed)
+        if not app.state.ready:
+            response.status_code = 503
+            response.headers["Retry-After"] = str(HEALTH_RETRY_AFTER)
         return {
-            "status": "ok",
+            "status": "ok" if app.state.ready else "loading",
             # the documents the caller may see: drafts are not even counted for the public
             "documents": int(search.visible(engine, viewer.drafts).sum()),
             # "light" for the few seconds spaCy takes to load after a start
-            "analysis": "full" if analysis_ready() else "light",
+            "analysis": "full" if full else "light",
             # "loading" while the longest posting lists are read ahead after a start or a commit
-            "postings": "ready" if app.state.ctx.search.warmed() else "loading",
+            "postings": "ready" if warmed else "loading",
         }
 
     @app.get("/metrics", tags=["ops"], response_class=PlainTextResponse,

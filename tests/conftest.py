@@ -84,7 +84,8 @@ def sample_model(tmp_path_factory: pytest.TempPathFactory) -> Path | None:
 class LiveServer:
     """The real service under uvicorn on a free loopback port, in its own process."""
 
-    def __init__(self, index: Path, env: dict[str, str] | None = None, workers: int = 1) -> None:
+    def __init__(self, index: Path, env: dict[str, str] | None = None, workers: int = 1,
+                 args: tuple[str, ...] = (), timeout: float = 60) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.workers = workers
@@ -93,10 +94,12 @@ class LiveServer:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "service.cli", "serve", "--index", str(index),
              "--host", "127.0.0.1", "--port", str(self.port), "--workers", str(workers),
-             "--log-level", "warning"],
+             "--log-level", "warning", *args],
             cwd=ROOT, env=full_env,
         )
-        deadline = time.monotonic() + 60
+        # /health answers 503 until the worker that answers has finished loading (spaCy, the
+        # longest posting lists), then 200.
+        deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"service exited with {self.proc.returncode}")
@@ -104,22 +107,22 @@ class LiveServer:
                 if httpx.get(self.url + "/health", timeout=1).status_code == 200:
                     break
             except httpx.HTTPError:
-                time.sleep(0.2)
+                pass
+            time.sleep(0.2)
         else:
             self.stop()
-            raise RuntimeError("service did not start within 60 s")
-        # spaCy finishes loading in the background: tests want the full analysis, in every
-        # worker (each answer comes from any of them: several in a row must say so).
-        full = 0
-        while time.monotonic() < deadline and full < 4 * workers:
+            raise RuntimeError(f"service did not start within {timeout:.0f} s")
+        # Each answer comes from any worker: several in a row must say that it has loaded.
+        ready = 0
+        while time.monotonic() < deadline and ready < 4 * workers:
             try:  # a worker loading spaCy may answer late on a busy machine: ask again
-                ready = httpx.get(self.url + "/health", timeout=10).json().get("analysis")
+                ok = httpx.get(self.url + "/health", timeout=10).status_code == 200
             except httpx.HTTPError:
-                ready = None
-            if ready == "full":
-                full += 1
+                ok = False
+            if ok:
+                ready += 1
             else:
-                full = 0
+                ready = 0
                 time.sleep(0.2)
 
     def stop(self) -> None:
@@ -142,8 +145,10 @@ def get_eventually(url: str, headers: dict[str, str] | None = None, status: int 
         time.sleep(0.2)
 
 
-def start_server(index: Path, env: dict[str, str] | None = None, workers: int = 1) -> LiveServer:
-    return LiveServer(index, env, workers)
+def start_server(index: Path, env: dict[str, str] | None = None, workers: int = 1,
+                 args: tuple[str, ...] = (), timeout: float = 60) -> LiveServer:
+    """``communiques serve --index INDEX --workers N ARGS...`` on a free port, once ready."""
+    return LiveServer(index, env, workers, args, timeout)
 
 
 @pytest.fixture(scope="session")
