@@ -85,7 +85,7 @@ class LiveServer:
     """The real service under uvicorn on a free loopback port, in its own process."""
 
     def __init__(self, index: Path, env: dict[str, str] | None = None, workers: int = 1,
-                 args: tuple[str, ...] = (), timeout: float = 60) -> None:
+                 args: tuple[str, ...] = (), timeout: float = 120) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.workers = workers
@@ -146,7 +146,7 @@ def get_eventually(url: str, headers: dict[str, str] | None = None, status: int 
 
 
 def start_server(index: Path, env: dict[str, str] | None = None, workers: int = 1,
-                 args: tuple[str, ...] = (), timeout: float = 60) -> LiveServer:
+                 args: tuple[str, ...] = (), timeout: float = 120) -> LiveServer:
     """``communiques serve --index INDEX --workers N ARGS...`` on a free port, once ready."""
     return LiveServer(index, env, workers, args, timeout)
 
