@@ -344,6 +344,15 @@ def light_forms(text: str) -> Iterator[tuple[int, int, tuple[str, ...] | None, s
             yield m.start(), m.end(), parts[2], parts[3]
 
 
+def written_forms(text: str) -> Iterator[tuple[str, str]]:
+    """(folded surface form, form as written, lower-cased) of each word that is not a stop
+    word: :func:`light_words` without building words, for counting the titles' spellings."""
+    for m in _LIGHT_TOKEN.finditer(text):
+        parts = _word_parts(m.group(), None)
+        if parts is not None:
+            yield parts[2][0], parts[0].lower()
+
+
 def light_words(text: str) -> Iterator[Word]:
     """Regex tokenisation into the same folded forms and stems, without spaCy (for highlighting)."""
     for _, _, w in light_tokens(text):

@@ -19,6 +19,7 @@ import bisect
 import json
 import math
 import os
+import struct
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
@@ -31,7 +32,7 @@ from whoosh import query as wq
 from whoosh.reading import IndexReader
 from whoosh.searching import Searcher
 
-from indexer.analysis import STEM_PREFIX, light_words
+from indexer.analysis import STEM_PREFIX, written_forms
 from indexer.columns import SegmentColumns, assemble, deleted_of, read_segment
 from indexer.schema import TEXT_FIELDS
 
@@ -214,10 +215,51 @@ class Lexicon:
         return [term for _, _, term in ranked[:limit]]
 
 
+_LENGTHS = struct.Struct("!ii")
+_FIELD_NUM = struct.Struct("!H")
+_DOC_FREQ = struct.Struct("!I")
+_DOC_FREQ_AT = 1 + 4
+"""Where a term's document frequency sits in Whoosh 3's term info: after a flags byte and
+the total weight (a float)."""
+
+
+def _scan_term_table(terms: object) -> dict[str, dict[str, int]] | None:
+    """Field → term → document frequency, read straight from a Whoosh 3 term table's bytes.
+
+    Whoosh's own ``items()`` seeks twice a term and decodes every term info in full (inlined
+    postings unpickled): ~18 µs a term, 0.3 s for a 10,000-document segment, paid by every
+    worker when a new build is published. One read of the table and two ``unpack_from`` a
+    term give the same numbers ~10× faster. None when the table is not in that format."""
+    table = getattr(terms, "_tindex", None)
+    unmap = getattr(terms, "_fieldunmap", None)
+    if table is None or unmap is None or not hasattr(table, "endofdata"):
+        return None
+    start, end = table.startofdata, table.endofdata
+    buf = table.dbfile.get(start, end - start)
+    wanted = {i: name for i, name in enumerate(unmap) if name in TEXT_FIELDS}
+    out: dict[str, dict[str, int]] = {name: {} for name in wanted.values()}
+    unpack_lengths, unpack_field, unpack_df = (_LENGTHS.unpack_from, _FIELD_NUM.unpack_from,
+                                               _DOC_FREQ.unpack_from)
+    pos, end = 0, len(buf)
+    while pos < end:
+        keylen, datalen = unpack_lengths(buf, pos)
+        keypos = pos + 8
+        datapos = keypos + keylen
+        name = wanted.get(unpack_field(buf, keypos)[0])
+        if name is not None:
+            term = buf[keypos + 2 : datapos].decode("utf-8")
+            out[name][term] = unpack_df(buf, datapos + _DOC_FREQ_AT)[0]
+        pos = datapos + datalen
+    return {name: terms for name, terms in out.items() if terms}
+
+
 def _segment_terms(leaf: IndexReader) -> dict[str, dict[str, int]]:
     """Field → term → document frequency of one segment (or of any reader)."""
     out: dict[str, dict[str, int]] = {}
     terms = getattr(leaf, "_terms", None)
+    fast = _scan_term_table(terms) if terms is not None else None
+    if fast is not None:
+        return fast
     if terms is not None and hasattr(terms, "items"):
         for (fname, raw), info in terms.items():
             if fname in TEXT_FIELDS:
@@ -345,9 +387,8 @@ class Engine:
                     table = {}
                     end = offset + leaf.doc_count_all()
                     for i in np.flatnonzero(self.live[offset:end]) + offset:
-                        for w in light_words(self.titles[i]):
-                            forms = table.setdefault(w.surface, {})
-                            form = w.text.lower()
+                        for surface, form in written_forms(self.titles[i]):
+                            forms = table.setdefault(surface, {})
                             forms[form] = forms.get(form, 0) + 1
                     if leaf.segment() is not None:
                         cache[segid] = table
