@@ -2,8 +2,9 @@
 
 * **linear** — one logistic regression per tag over TF-IDF of the draft's terms;
 * **neighbours** — tags voted by the most similar training documents (cosine over the same TF-IDF);
-* **label match** — the tag's label, variants and aliases found in the draft, with how often such
-  a match meant the tag in the training documents.
+* **label match** — the tag's label, variants and aliases found in the draft (in the title, in the
+  text, in the text's opening words), with how often such a match meant the tag in the training
+  documents.
 """
 
 from __future__ import annotations
@@ -24,12 +25,19 @@ from models.labels import LabelMatcher
 SIGNALS = (
     "linear", "has_linear", "knn_vote", "knn_max", "match_title", "match_text",
     "match_precision", "prior", "declared", "log_count", "matched", "cooc", "linear_rank",
+    "match_lead",
 )
 """The stacker's inputs for one (draft, tag) pair, in column order. ``log_count`` and
 ``matched`` let the stacker trust a name found in the text more for a rare tag (whose linear
 model has one or two examples) than for a frequent one; ``cooc`` is the pull of the tags whose
 name the draft contains (editors give ``Etalab`` with ``Open data``); ``linear_rank`` is
-1 / rank of the tag among the linear scores (the scores of rare tags are not comparable)."""
+1 / rank of the tag among the linear scores (the scores of rare tags are not comparable);
+``match_lead`` is 1 when the name is in the text's first :data:`LEAD_WORDS` words (the chapeau
+announces what the communiqué is about; a name met further down is often a side mention)."""
+
+LEAD_WORDS = 60
+"""How many words of the text count as its opening (about the chapeau's first two sentences)."""
+
 
 class _BaseSignals:
     """The three signals, fitted on one set of training drafts, for a fixed list of candidates.
@@ -83,7 +91,7 @@ class _BaseSignals:
             if pos == 0 or pos == n_docs:
                 continue
             clf = LogisticRegression(C=p["C"], class_weight="balanced", solver="liblinear", dual=True,
-                                     max_iter=200)
+                                     max_iter=200, random_state=0)
             clf.fit(X, Y[:, j])
             self.W[j] = clf.coef_[0]
             self.b[j] = clf.intercept_[0]
@@ -157,6 +165,7 @@ class _BaseSignals:
                 out[i, j, 5] = math.log1p(len(xm.get(key, ())))
                 out[i, j, 6] = self.match_precision[j]
                 out[i, j, 10] = 1.0
+                out[i, j, 13] = float(any(a < LEAD_WORDS for a, _ in xm.get(key, ())))
         out[:, :, 7] = self.prior
         out[:, :, 8] = declared
         out[:, :, 9] = self.log_count

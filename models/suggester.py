@@ -9,7 +9,9 @@ cross-validation over the training documents) so it learns how much to trust eac
 documents the base models have not seen — including tags that are rare or absent in the training
 part, which is the usual case here. Per-tag thresholds are tuned on the same out-of-fold scores
 and shrunk toward a global one, because a tag seen three times cannot support a threshold of its
-own: a suggestion above its tag's threshold is ``confident``.
+own; a second, relative threshold (a share of the draft's best score, tuned on the same scores)
+keeps a weak runner-up from being pre-selected beside a strong first tag: a suggestion above both
+is ``confident``.
 
 A suggestion is always a ranked list of the ``k`` best tags (an editor reading "autres
 possibilités" loses less than one given nothing). A tag no training document uses is only ranked
@@ -48,6 +50,9 @@ from models.signals import SIGNALS, Signals, _BaseSignals  # noqa: F401
 from models.vocabulary import Vocabulary, load_aliases
 
 # --- the estimator -----------------------------------------------------------------------------
+
+RELATIVE_GRID = (0.0, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7)
+"""Relative thresholds tried: a confident tag scores at least this share of the draft's best."""
 
 
 @dataclass
@@ -200,10 +205,10 @@ class TagSuggester(BaseEstimator):
         flat_target = target.reshape(-1)
         self.stacker_ = self._fit_stacker(rows, flat_target)
 
-        # Thresholds on out-of-fold stacked scores (the stacker has nine weights: its own
+        # Thresholds on out-of-fold stacked scores (the stacker has a dozen weights: its own
         # in-sample optimism is negligible next to the base models').
         oof = self._masked(feats, self._stack(rows).reshape(len(docs), len(candidates)))
-        self.threshold_, self.thresholds_ = self._tune_thresholds(oof, target)
+        self.threshold_, self.thresholds_, self.ratio_ = self._tune_thresholds(oof, target)
         self.base_ = _BaseSignals(params).fit(docs, labels, candidates, phrases, matcher)
         return self
 
@@ -245,15 +250,18 @@ class TagSuggester(BaseEstimator):
         if self.stacker_ is None:
             # Degenerate training set (no positive or no negative pair): average the signals.
             return np.clip((rows[:, 0] + rows[:, 2] + rows[:, 6]) / 3.0, 0.0, 1.0)
+        # A model file trained before a signal was added ignores it (its stacker has fewer inputs).
+        rows = rows[:, : getattr(self.stacker_, "n_features_in_", rows.shape[1])]
         if not isinstance(self.stacker_, LogisticRegression):
             return self.stacker_.predict_proba(rows)[:, 1]
         z = rows @ self.stacker_.coef_[0] + self.stacker_.intercept_[0]
         return 1.0 / (1.0 + np.exp(-z))
 
     def _tune_thresholds(self, scores: np.ndarray, target: np.ndarray,
-                         ) -> tuple[float, np.ndarray]:
-        """Global threshold maximising the documents' mean F1; per tag, the F1-best threshold
-        shrunk toward the global one in proportion to how many examples the tag has."""
+                         ) -> tuple[float, np.ndarray, float]:
+        """Global threshold and relative threshold (share of the draft's best score) maximising
+        the documents' mean F1 of the confident top 3; per tag, the F1-best threshold shrunk
+        toward the global one in proportion to how many examples the tag has."""
         grid = np.linspace(0.05, 0.9, 35)
         best_g, best_f = 0.5, -1.0
         # Only the top 3 of a draft are shown as confident: tune for that.
@@ -262,13 +270,17 @@ class TagSuggester(BaseEstimator):
             idx = np.argsort(-scores, axis=1, kind="stable")[:, :3]
             np.put_along_axis(top, idx, True, axis=1)
         top &= scores > 0
-        for t in grid:
-            pred = (scores >= t) & top
-            tp = (pred & (target == 1)).sum(axis=1)
-            denom = pred.sum(axis=1) + target.sum(axis=1)
-            f1 = np.where(denom > 0, 2 * tp / np.maximum(denom, 1), 0.0).mean()
-            if f1 > best_f + 1e-9:
-                best_g, best_f = float(t), f1
+        peak = scores.max(axis=1, keepdims=True) if scores.shape[1] else scores
+        best_r = 0.0
+        for r in RELATIVE_GRID:
+            for t in grid:
+                pred = (scores >= t) & top & (scores >= r * peak)
+                tp = (pred & (target == 1)).sum(axis=1)
+                denom = pred.sum(axis=1) + target.sum(axis=1)
+                f1 = np.where(denom > 0, 2 * tp / np.maximum(denom, 1), 0.0).mean()
+                if f1 > best_f + 1e-9:
+                    best_g, best_f, best_r = float(t), f1, float(r)
+        top &= scores >= best_r * peak  # per-tag thresholds are tuned under the relative one
         per_tag = np.full(scores.shape[1], best_g, dtype=np.float32)
         m = self.threshold_shrinkage
         for j in range(scores.shape[1]):
@@ -284,7 +296,12 @@ class TagSuggester(BaseEstimator):
                 if fj > best_fj + 1e-9:
                     best_t, best_fj = float(t), fj
             per_tag[j] = (n_pos * best_t + m * best_g) / (n_pos + m)
-        return best_g, per_tag
+        return best_g, per_tag, best_r
+
+    def _confident(self, scores: np.ndarray) -> np.ndarray:
+        """Which scores pass both their tag's threshold and the draft's relative one."""
+        peak = scores.max(axis=1, keepdims=True) if scores.size else scores
+        return (scores >= self.thresholds_) & (scores >= getattr(self, "ratio_", 0.0) * peak)
 
     # --- suggesting ----------------------------------------------------------------------------
 
@@ -346,6 +363,7 @@ class TagSuggester(BaseEstimator):
         if any(d.analysis != self.analysis for d in drafts):
             drafts = self._analysed(drafts)
         sig, scores = self._scored(drafts)
+        sure = self._confident(scores)
         floor = 0.0 if min_score is None else min_score
         results = []
         for i, ad in enumerate(drafts):
@@ -366,17 +384,18 @@ class TagSuggester(BaseEstimator):
                     reasons=reason_words(reasons), explanations=reasons,
                     signals={name: round(float(v), 4)
                              for name, v in zip(SIGNALS, sig.values[i, j], strict=True)},
-                    confident=bool(row[j] >= self.thresholds_[j]),
+                    confident=bool(sure[i, j]),
                     count=int(self.base_.counts[j]),
                 ))
             results.append(out)
         return results
 
     def predict(self, X: Sequence[Any]) -> list[list[str]]:  # noqa: N803
-        """The tag keys whose score passes their threshold, for each draft (multi-label)."""
+        """The confident tag keys (tag and relative thresholds passed), for each draft."""
         scores = self.scores(X)
+        sure = self._confident(scores)
         return [[self.candidates_[j] for j in np.argsort(-row, kind="stable")
-                 if row[j] > 0 and row[j] >= self.thresholds_[j]] for row in scores]
+                 if row[j] > 0 and ok[j]] for row, ok in zip(scores, sure, strict=True)]
 
     def score(self, X: Sequence[Any], y: Sequence[Iterable[str]] | None = None,  # noqa: N803
               k: int = 3) -> float:

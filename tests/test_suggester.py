@@ -78,8 +78,15 @@ def test_k_and_thresholds(model: TagSuggester) -> None:
     assert len(everything) == 20
     sure = [t for t in everything if t.confident]
     assert 0 < len(sure) < 20
+    best = everything[0].score
+    assert 0.0 <= model.ratio_ < 1.0
     for t in everything:
-        assert t.confident == (t.score >= model.thresholds_[model.candidates_.index(t.key)])
+        # Confident: above the tag's own threshold and the draft's relative one.
+        assert t.confident == (t.score >= model.thresholds_[model.candidates_.index(t.key)]
+                               and t.score >= model.ratio_ * best)
+    assert everything[0].confident == (best >= model.thresholds_[
+        model.candidates_.index(everything[0].key)])  # the best tag only needs its own
+    assert {t.key for t in sure} <= set(model.predict([Draft(DRAFT_TITLE, DRAFT_TEXT)])[0])
     above = model.suggest(DRAFT_TITLE, DRAFT_TEXT, k=20, min_score=0.5)
     assert all(t.score >= 0.5 for t in above) and len(above) < 20
     with pytest.raises(ValueError, match="k"):
