@@ -80,11 +80,14 @@ class MatchSet:
                     judged[raw] = None
                     continue
                 terms, stem = forms[0], forms[1]
-                if ((stem is not None and stem in stems) or not terms_set.isdisjoint(terms)
-                        or (prefixes and any(t.startswith(prefixes) for t in terms))):
-                    judged[raw] = stem or terms[0]
+                if stem is not None and stem in stems:
+                    hit = True
+                elif len(terms) == 1:  # most words: one plain term, no generator needed
+                    hit = terms[0] in terms_set or bool(prefixes and terms[0].startswith(prefixes))
                 else:
-                    judged[raw] = None
+                    hit = not terms_set.isdisjoint(terms) or bool(
+                        prefixes and any(t.startswith(prefixes) for t in terms))
+                judged[raw] = (stem or terms[0]) if hit else None
         return judged
 
     def matcher(self):  # noqa: ANN201 - Callable[[tuple[str, ...], str | None], bool]
