@@ -8,8 +8,10 @@ original text and the index terms it produces:
 * a light Snowball stem, in its own namespace (``~numer``).
 
 A lone query word has no sentence context, so spaCy may lemmatise it differently from the same
-word inside a document; the surface form and the stem are what make a query word meet its
-inflections anyway. Queries use the same :func:`analyze` as documents, so both sides agree.
+word inside a document. Queries are therefore not run through spaCy: each document records the
+(surface form, lemma) pairs its words took (:func:`lemma_pairs`, an index field), and a query
+word gets the lemma the documents most often gave its surface form (:func:`analyze_query`), on
+top of the surface form and the stem, which make it meet its inflections anyway.
 
 Highlighting must not re-run spaCy per hit: :func:`light_words` tokenises with a regular
 expression into the same folded surface forms and stems, keeping the original offsets.
@@ -21,7 +23,7 @@ import re
 import threading
 import unicodedata
 from collections import deque
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import TypeVar
@@ -30,6 +32,9 @@ from whoosh.analysis import Token, Tokenizer
 from whoosh.lang.snowball.french import FrenchStemmer
 
 T = TypeVar("T")
+
+PAIR_SEPARATOR = "\x1f"
+"""Between a surface form and its lemma in the terms of the lemma table."""
 
 STEM_PREFIX = "~"
 """Stems share a field with plain terms; the prefix keeps them from meeting plain terms,
@@ -302,13 +307,65 @@ def analyze_many_with(
         yield _words_from_doc(doc), contexts.popleft()
 
 
-def analyze_query(text: str) -> tuple[Word, ...]:
-    """Query analysis. Until spaCy has finished loading in a starting service, queries get the
-    light analysis (folded surface form and stem, both always indexed): the search box answers
-    from the first second, only without lemma matching for those few seconds."""
+def analyze_query(text: str, lemma: Callable[[str], str | None] | None = None) -> tuple[Word, ...]:
+    """Query analysis.
+
+    With ``lemma`` (the index's table of the lemmas its documents gave each surface form,
+    see :meth:`indexer.engine.Lexicon.lemma`), spaCy is not run at all: the light
+    tokenisation's words (folded surface form, stem) get the lemma that form took in the
+    documents, in context — more reliable than spaCy's guess for a lone word, and a dictionary
+    lookup instead of milliseconds. A form no document holds keeps its surface form and stem.
+
+    Without a table (an index written before it existed), spaCy analyses the query; until spaCy
+    has finished loading in a starting service, queries get the light analysis (folded surface
+    form and stem, both always indexed): the search box answers from the first second, only
+    without lemma matching for those few seconds."""
+    if lemma is not None:
+        return learnt_words(text, lemma)
     if not _pipeline.loaded:
         return tuple(light_words(text))
     return _analyze_query(text)
+
+
+def learnt_words(text: str, lemma: Callable[[str], str | None]) -> tuple[Word, ...]:
+    """The light words of ``text``, each with the lemma ``lemma`` gives its folded surface form
+    (none for a form the documents never lemmatised otherwise, or never held)."""
+    out = []
+    for w in light_words(text):
+        found = lemma(w.surface)
+        if found:
+            w = make_word(w.text, w.start, found) or w
+        out.append(w)
+    return tuple(out)
+
+
+def pair_term(surface: str, lemma: str) -> str:
+    """The term of the (surface form, lemma) table for one pair (see
+    :data:`indexer.schema.LEMMA_FIELD`)."""
+    return surface + PAIR_SEPARATOR + lemma
+
+
+@lru_cache(maxsize=200_000)
+def _lemma_term(text: str, terms: tuple[str, ...]) -> str:
+    """The lemma an analysed word was indexed under, beyond what its surface form gives (its
+    folded form, core and compound parts): '' when none."""
+    light = _word_parts(text, None)
+    own = light[2] if light is not None else ()
+    for term in terms[1:]:
+        if term not in own:
+            return term
+    return ""
+
+
+def lemma_pairs(fields: Iterable[Sequence[Word]]) -> list[str]:
+    """Every distinct (folded surface form, lemma) pair of a document's analysed words, as
+    terms of :data:`indexer.schema.LEMMA_FIELD` (the lemma empty when the analysis gave none
+    beyond the surface form)."""
+    seen: set[str] = set()
+    for words in fields:
+        for w in words:
+            seen.add(pair_term(w.terms[0], _lemma_term(w.text, w.terms)))
+    return sorted(seen)
 
 
 def load_in_background() -> threading.Thread:

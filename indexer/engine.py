@@ -32,9 +32,9 @@ from whoosh import query as wq
 from whoosh.reading import IndexReader
 from whoosh.searching import Searcher
 
-from indexer.analysis import STEM_PREFIX, written_forms
+from indexer.analysis import PAIR_SEPARATOR, STEM_PREFIX, written_forms
 from indexer.columns import SegmentColumns, assemble, deleted_of, read_segment
-from indexer.schema import TEXT_FIELDS
+from indexer.schema import LEMMA_FIELD, TEXT_FIELDS
 
 K1 = 1.2
 B = 0.75
@@ -105,6 +105,8 @@ class SegmentPostings:
         self._lists: OrderedDict[tuple[str, str, str], SegmentList] = OrderedDict()
         self.terms: dict[str, dict[str, dict[str, int]]] = {}
         """Each current segment's term table (see :class:`Lexicon`)."""
+        self.lemmas: dict[str, Pairs] = {}
+        """Each current segment's lemma table (see :meth:`Lexicon.lemma`)."""
         self.columns: dict[str, SegmentColumns] = {}
         """Each current segment's per-document values (see :mod:`indexer.columns`)."""
         self.title_forms: dict[str, dict[str, dict[str, int]]] = {}
@@ -135,36 +137,58 @@ class SegmentPostings:
                 self.nbytes -= dropped.nbytes
 
 
+Pairs = dict[str, tuple[tuple[str, int], ...]]
+"""One segment's lemma table: folded surface form → (lemma, documents) pairs, most documents
+first, '' standing for "no lemma beyond the surface form". Only forms that took a lemma in
+some document are kept (the others need no entry: a query word absent from the table keeps
+its surface form and stem, as a word the analysis gave no lemma)."""
+
+LEMMAS_CACHED = 100_000
+"""Query words whose lemma a generation's lexicon keeps looked up."""
+
+
 class Lexicon:
     """Every plain term of the analysed fields with its document frequency, sorted, so that
-    prefix completion is a binary search and typo expansion scans one first-letter bucket."""
+    prefix completion is a binary search and typo expansion scans one first-letter bucket;
+    and the lemmas the documents gave each surface form (:meth:`lemma`)."""
 
     def __init__(self, reader: IndexReader, frequent_df: int | None = None,
-                 cache: dict[str, dict[str, dict[str, int]]] | None = None) -> None:
+                 cache: dict[str, dict[str, dict[str, int]]] | None = None,
+                 lemma_cache: dict[str, Pairs] | None = None) -> None:
         # Read per segment (one pass over its term table) and summed here: going through
         # Whoosh's multi-segment reader looks every term up in every segment, which took
         # seconds at each commit once writes had left a few segments. ``cache`` keeps each
         # segment's table (segments never change) for the next generations, which then
-        # read only their new segments.
+        # read only their new segments; ``lemma_cache`` the same for the lemma tables.
         per_field: dict[str, dict[str, int]] = {f: {} for f in TEXT_FIELDS}
         current: set[str] = set()
+        self.learnt = LEMMA_FIELD in reader.schema
+        """Whether the index has the lemma table (see :meth:`lemma_of`)."""
+        self._pairs: list[Pairs] = []
         for leaf, _ in reader.leaf_readers():
             segment = leaf.segment() if hasattr(leaf, "segment") else None
             segid = segment.segment_id() if segment is not None else None
             table = cache.get(segid) if cache is not None and segid else None
-            if table is None:
-                table = _segment_terms(leaf)
+            pairs = lemma_cache.get(segid) if lemma_cache is not None and segid else None
+            if table is None or (self.learnt and pairs is None):
+                table, pairs = _segment_terms(leaf, lemmas=self.learnt)
                 if cache is not None and segid:
                     cache[segid] = table
+                if lemma_cache is not None and segid and self.learnt:
+                    lemma_cache[segid] = pairs
             if segid:
                 current.add(segid)
+            if pairs:
+                self._pairs.append(pairs)
             for fname, terms in table.items():
                 target = per_field[fname]
                 for term, n in terms.items():
                     target[term] = target.get(term, 0) + n
-        if cache is not None:
-            for segid in [k for k in cache if k not in current]:
-                del cache[segid]
+        for kept in (cache, lemma_cache):
+            if kept is not None:
+                for segid in [k for k in kept if k not in current]:
+                    del kept[segid]
+        self._lemmas: dict[str, str | None] = {}
         df: dict[str, int] = {}
         frequent: list[tuple[int, str, str]] = []
         for fname, terms in per_field.items():
@@ -186,6 +210,33 @@ class Lexicon:
 
     def doc_frequency(self, term: str) -> int:
         return self._df.get(term, 0)
+
+    @property
+    def lemma_of(self) -> Callable[[str], str | None] | None:
+        """:meth:`lemma` for query analysis, or None when the index has no lemma table (an
+        index written before it existed: queries are analysed by spaCy instead)."""
+        return self.lemma if self.learnt else None
+
+    def lemma(self, surface: str) -> str | None:
+        """The lemma the documents most often gave the folded surface form ``surface`` in
+        context (summed over segments, deleted documents included, as document frequencies
+        are), or None when that is the form itself, or no document holds it."""
+        found = self._lemmas.get(surface, "")
+        if found != "":
+            return found
+        counts: dict[str, int] = {}
+        for pairs in self._pairs:
+            for lemma, n in pairs.get(surface, ()):
+                counts[lemma] = counts.get(lemma, 0) + n
+        best = None
+        if counts:
+            # Most documents first; on a tie, a lemma rather than none, then the first in order.
+            lemma = min(counts, key=lambda k: (-counts[k], k == "", k))
+            best = lemma or None
+        if len(self._lemmas) >= LEMMAS_CACHED:
+            self._lemmas.clear()
+        self._lemmas[surface] = best
+        return best
 
     def prefix(self, prefix: str, limit: int) -> list[str]:
         """Terms longer than ``prefix`` that start with it, most frequent first."""
@@ -223,13 +274,15 @@ _DOC_FREQ_AT = 1 + 4
 the total weight (a float)."""
 
 
-def _scan_term_table(terms: object) -> dict[str, dict[str, int]] | None:
+def _scan_term_table(terms: object, extra: str | None = None,
+                     ) -> tuple[dict[str, dict[str, int]], list[tuple[str, int]]] | None:
     """Field → term → document frequency, read straight from a Whoosh 3 term table's bytes.
 
     Whoosh's own ``items()`` seeks twice a term and decodes every term info in full (inlined
     postings unpickled): ~18 µs a term, 0.3 s for a 10,000-document segment, paid by every
     worker when a new build is published. One read of the table and two ``unpack_from`` a
-    term give the same numbers ~10× faster. None when the table is not in that format."""
+    term give the same numbers ~10× faster. With ``extra``, that field's (term, document
+    frequency) pairs too. None when the table is not in that format."""
     table = getattr(terms, "_tindex", None)
     unmap = getattr(terms, "_fieldunmap", None)
     if table is None or unmap is None or not hasattr(table, "endofdata"):
@@ -238,6 +291,8 @@ def _scan_term_table(terms: object) -> dict[str, dict[str, int]] | None:
     buf = table.dbfile.get(start, end - start)
     wanted = {i: name for i, name in enumerate(unmap) if name in TEXT_FIELDS}
     out: dict[str, dict[str, int]] = {name: {} for name in wanted.values()}
+    extra_num = unmap.index(extra) if extra is not None and extra in unmap else -1
+    pairs: list[tuple[str, int]] = []
     unpack_lengths, unpack_field, unpack_df = (_LENGTHS.unpack_from, _FIELD_NUM.unpack_from,
                                                _DOC_FREQ.unpack_from)
     pos, end = 0, len(buf)
@@ -245,33 +300,60 @@ def _scan_term_table(terms: object) -> dict[str, dict[str, int]] | None:
         keylen, datalen = unpack_lengths(buf, pos)
         keypos = pos + 8
         datapos = keypos + keylen
-        name = wanted.get(unpack_field(buf, keypos)[0])
+        num = unpack_field(buf, keypos)[0]
+        name = wanted.get(num)
         if name is not None:
             term = buf[keypos + 2 : datapos].decode("utf-8")
             out[name][term] = unpack_df(buf, datapos + _DOC_FREQ_AT)[0]
+        elif num == extra_num:
+            pairs.append((buf[keypos + 2 : datapos].decode("utf-8"),
+                          unpack_df(buf, datapos + _DOC_FREQ_AT)[0]))
         pos = datapos + datalen
-    return {name: terms for name, terms in out.items() if terms}
+    return {name: terms for name, terms in out.items() if terms}, pairs
 
 
-def _segment_terms(leaf: IndexReader) -> dict[str, dict[str, int]]:
-    """Field → term → document frequency of one segment (or of any reader)."""
+def _segment_terms(leaf: IndexReader,
+                   lemmas: bool = False) -> tuple[dict[str, dict[str, int]], Pairs]:
+    """Field → term → document frequency of one segment (or of any reader), and with
+    ``lemmas`` its lemma table (see :data:`Pairs`), in the same pass over its terms."""
     out: dict[str, dict[str, int]] = {}
+    raw_pairs: list[tuple[str, int]] = []
     terms = getattr(leaf, "_terms", None)
-    fast = _scan_term_table(terms) if terms is not None else None
+    fast = _scan_term_table(terms, LEMMA_FIELD if lemmas else None) if terms is not None else None
     if fast is not None:
-        return fast
+        return fast[0], _pairs(fast[1])
     if terms is not None and hasattr(terms, "items"):
         for (fname, raw), info in terms.items():
             if fname in TEXT_FIELDS:
                 term = raw.decode("utf-8") if isinstance(raw, bytes) else raw
                 out.setdefault(fname, {})[term] = info.doc_frequency()
-        return out
+            elif lemmas and fname == LEMMA_FIELD:
+                term = raw.decode("utf-8") if isinstance(raw, bytes) else raw
+                raw_pairs.append((term, info.doc_frequency()))
+        return out, _pairs(raw_pairs)
     for fname in TEXT_FIELDS:
         if fname in leaf.schema:
             for raw, info in leaf.iter_field(fname):
                 term = raw.decode("utf-8") if isinstance(raw, bytes) else raw
                 out.setdefault(fname, {})[term] = info.doc_frequency()
-    return out
+    if lemmas and LEMMA_FIELD in leaf.schema:
+        for raw, info in leaf.iter_field(LEMMA_FIELD):
+            term = raw.decode("utf-8") if isinstance(raw, bytes) else raw
+            raw_pairs.append((term, info.doc_frequency()))
+    return out, _pairs(raw_pairs)
+
+
+def _pairs(raw: list[tuple[str, int]]) -> Pairs:
+    """The lemma table from the (``surface<sep>lemma``, documents) terms of one segment."""
+    grouped: dict[str, list[tuple[str, int]]] = {}
+    for term, n in raw:
+        surface, _, lemma = term.partition(PAIR_SEPARATOR)
+        grouped.setdefault(surface, []).append((lemma, n))
+    return {
+        surface: tuple(sorted(found, key=lambda p: -p[1]))
+        for surface, found in grouped.items()
+        if len(found) > 1 or found[0][0]
+    }
 
 
 class Engine:
@@ -349,6 +431,7 @@ class Engine:
         self._lock = self.lock
         self._lexicon: Lexicon | None = None
         self._display: dict[str, str] | None = None
+        self._tags_t = None
 
     def up_to_date(self) -> bool:
         with self.lock:
@@ -366,7 +449,8 @@ class Engine:
             with self._lock:
                 if self._lexicon is None:
                     self._lexicon = Lexicon(self.reader, frequent_df=self.frequent_df,
-                                            cache=self.segments.terms)
+                                            cache=self.segments.terms,
+                                            lemma_cache=self.segments.lemmas)
         return self._lexicon
 
     @property
@@ -477,6 +561,50 @@ class Engine:
         lengths = self.lengths[fieldname][local + offset]
         norm = 1 - B + B * lengths / avg
         return SegmentList(local, (tf * (K1 + 1) / (tf + K1 * norm)).astype(np.float32), avg)
+
+    def phrase_docs(self, fieldname: str, words: Sequence[str],
+                    docnums: Sequence[int]) -> list[int]:
+        """Which of ``docnums`` (sorted) hold ``words`` at consecutive positions in
+        ``fieldname``: Whoosh's ``Phrase(fieldname, words, slop=1)``, read for these documents
+        only (each word's positions at each candidate, by skipping through its list) rather
+        than by walking Whoosh's span matchers over every document holding all the words."""
+        out: list[int] = []
+        with self.lock:
+            for leaf, offset, segid in self.leaves:
+                if (segid, fieldname) in self._empty:
+                    continue
+                end = offset + leaf.doc_count_all()
+                alive = [d - offset for d in docnums if offset <= d < end]
+                ends: dict[int, set[int]] = {}
+                for k, word in enumerate(words):
+                    if not alive:
+                        break
+                    try:
+                        m = leaf.postings(fieldname, word)
+                    except Exception:  # noqa: BLE001 - TermNotFound and its cousins
+                        alive = []
+                        break
+                    m = getattr(m, "child", m)  # candidates are live documents
+                    kept = []
+                    for d in alive:
+                        if m.is_active() and m.id() < d:
+                            m.skip_to(d)
+                        if not m.is_active():
+                            break
+                        if m.id() != d:
+                            continue
+                        positions = m.value_as("positions")
+                        if k == 0:
+                            here = set(positions)
+                        else:
+                            before = ends[d]
+                            here = {p for p in positions if p - 1 in before}
+                        if here:
+                            ends[d] = here
+                            kept.append(d)
+                    alive = kept
+                out.extend(d + offset for d in alive)
+        return out
 
     def preload(self, open_reader: Callable[[], IndexReader],
                 current: Callable[[], bool] = lambda: True) -> int:
@@ -665,11 +793,15 @@ class Engine:
             return positions[cand[sub]][:limit]
         return positions[np.lexsort(keys)]
 
-    def facets(self, docnums: np.ndarray) -> dict[str, list[tuple[str, int]]]:
+    def facets(self, docnums: np.ndarray,
+               tag_limit: int = 30) -> dict[str, list[tuple[str, int]]]:
+        """Tag (the ``tag_limit`` most frequent), collection and year counts of ``docnums``."""
         sel = np.zeros(self.n, dtype=np.int32)
         sel[docnums] = 1
-        tag_counts = np.asarray(self.tags.T @ sel).ravel()
-        top = np.argsort(-tag_counts, kind="stable")[:30]
+        if self._tags_t is None:
+            self._tags_t = self.tags.T  # built once: a transposed view costs ~50 µs a call
+        tag_counts = np.asarray(self._tags_t @ sel).ravel()
+        top = np.argsort(-tag_counts, kind="stable")[:tag_limit]
         years = np.bincount(self.year[docnums]) if len(docnums) else np.zeros(0, dtype=np.int64)
         colls = np.bincount(self.collection[docnums], minlength=len(self.collection_names))
         return {

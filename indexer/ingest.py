@@ -28,7 +28,7 @@ from tqdm import tqdm
 from whoosh.index import Index
 from whoosh.writing import IndexWriter
 
-from indexer.analysis import AnalysedText, Word, analyze_many_with
+from indexer.analysis import AnalysedText, Word, analyze_many_with, lemma_pairs
 from indexer.document import (
     MAX_FIELD_CHARS,
     Document,
@@ -40,6 +40,7 @@ from indexer.document import (
 from indexer.engine import encode_meta
 from indexer.ids import id_problem
 from indexer.locking import FileLock, LockBusy, ingest_lock, workers_die_with_parent, write_lock
+from indexer.schema import LEMMA_FIELD
 from indexer.segments import merge_segments, prepare_documents, publish
 from indexer.site import IGNORED_DIRS, env_permalinks, find_site, jekyll_url
 from indexer.snapshot import SafeSegmentWriter, open_reader, open_searcher
@@ -314,6 +315,7 @@ def write_document(
             title=doc.title,
             lens=[len(words) for words in fields],
         ),
+        **({LEMMA_FIELD: lemma_pairs(fields)} if LEMMA_FIELD in writer.schema else {}),
     )
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import fnmatch
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Protocol
@@ -118,6 +118,13 @@ class Lexicon(Protocol):
     def fuzzy(self, word: str, maxdist: int, limit: int) -> list[str]: ...
 
 
+def lemma_table(lexicon: Lexicon) -> Callable[[str], str | None] | None:
+    """The lemmas the index's documents gave each surface form, for query analysis without
+    spaCy (see :meth:`indexer.engine.Lexicon.lemma`); None when the index has no such table
+    (or the lexicon is not an index's)."""
+    return getattr(lexicon, "lemma_of", None)
+
+
 @dataclass
 class WordGroup:
     """One query word and every term it may match, weighted: exact forms > prefix > stem > typo."""
@@ -192,7 +199,7 @@ def box_query(lexicon: Lexicon, text: str, typing: bool | None = None,
     the last word is a prefix while typing (``typing`` defaults to "no trailing space")."""
     text = text.replace("\u00a0", " ")
     typing = (not text.endswith((" ", "\t"))) if typing is None else typing
-    words = list(analyze_query(text.strip()))
+    words = list(analyze_query(text.strip(), lemma_table(lexicon)))
     notes: list[str] = []
     # While typing, a last "or" may be the start of "organisme": only whole words are dropped.
     kept = [w for i, w in enumerate(words)
@@ -314,7 +321,7 @@ class _Converter:
         return TEXT_FIELDS
 
     def words(self, text: str) -> list[Word]:
-        return list(analyze_query(text))
+        return list(analyze_query(text, lemma_table(self.lexicon)))
 
     def convert(self, q: wq.Query) -> wq.Query:  # noqa: C901, PLR0911, PLR0912 - one case per node
         if isinstance(q, wq.BinaryQuery):  # AndNot, AndMaybe, Require (before CompoundQuery)

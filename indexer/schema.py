@@ -9,13 +9,14 @@ from pathlib import Path
 from whoosh import index as whoosh_index
 from whoosh.analysis import Analyzer
 from whoosh.columns import VarBytesColumn
-from whoosh.fields import BOOLEAN, COLUMN, DATETIME, ID, KEYWORD, STORED, TEXT, Schema
-from whoosh.formats import Positions
+from whoosh.fields import BOOLEAN, COLUMN, DATETIME, ID, KEYWORD, STORED, TEXT, FieldType, Schema
+from whoosh.formats import Existence, Positions
 
 from indexer.analysis import FrenchTokenizer
 
-SCHEMA_VERSION = 4
-"""Bumped whenever fields or analysis change so that an old index is rebuilt, not misread."""
+SCHEMA_VERSION = 5
+"""Bumped whenever fields or analysis change so that an old index is rebuilt, not misread.
+5: the surface → lemma table (:data:`LEMMA_FIELD`)."""
 
 TEXT_FIELDS: dict[str, float] = {"title": 4.0, "chapeau": 2.0, "body": 1.0, "attachment": 0.6}
 """Analysed fields and their weight in ranking: title > chapeau > body > attachments."""
@@ -46,6 +47,32 @@ class WordPositions(Positions):
         fb = self.field_boost
         for term, poslist in poses.items():
             yield term, len(poslist), len(poslist) * fb, self.encode(poslist)
+
+
+LEMMA_FIELD = "sl"
+"""Unscored field holding, per document, one term per (folded surface form, folded lemma)
+pair its words took in context, joined by :data:`~indexer.analysis.PAIR_SEPARATOR` (the
+lemma empty when the analysis gave none beyond the surface form). A term's document
+frequency counts the documents where that form took that lemma: queries read a word's lemma
+there instead of running spaCy on a lone word (see :meth:`indexer.engine.Lexicon.lemma`).
+Being terms of the index, the pairs follow Whoosh's segments: merged, copied and dropped
+with them."""
+
+
+class TermSet(Existence):
+    """Existence of each of a sequence of ready-made terms (no analyzer: the terms come from
+    the words the document was analysed into)."""
+
+    def word_values(self, value, analyzer, **kwargs):  # noqa: ANN001, ANN003, ANN201, ARG002
+        fb = self.field_boost
+        return ((term, 1, fb, b"") for term in set(value))
+
+
+class TERMSET(FieldType):
+    """An indexed, unscored, unstored field of ready-made terms (a list of strings)."""
+
+    def __init__(self) -> None:
+        super().__init__(TermSet(), analyzer=None, scorable=False, stored=False)
 
 
 def _text_field(ana: Analyzer, stored: bool = True) -> TEXT:
@@ -85,6 +112,7 @@ def build_schema() -> Schema:
         # What the search engine needs of every document (date, year, collection, tag keys,
         # field lengths, title) in one small column, read at start-up without the bodies.
         meta=COLUMN(VarBytesColumn()),
+        sl=TERMSET(),
     )
 
 

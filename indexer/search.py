@@ -44,6 +44,7 @@ from indexer.query import (
     ParsedQuery,
     QueryError,
     concept_note,
+    lemma_table,
     parse_query,
     typo_distance,
 )
@@ -515,15 +516,10 @@ class SearchIndex:
                 drafts: bool = False) -> dict[str, list[FacetValue]]:
         """Facet counts; every tag of the matches (the pages show the first
         :data:`TAG_FACETS_SHOWN` and the rest behind "voir plus"), as its canonical label."""
-        raw = engine.facets(docnums)
+        raw = engine.facets(docnums, tag_limit=MAX_TAG_FACETS)
         voc = self.vocabulary_for(drafts)
-        sel = np.zeros(engine.n, dtype=np.int32)
-        sel[docnums] = 1
-        counts = np.asarray(engine.tags.T @ sel).ravel()
-        order = np.argsort(-counts, kind="stable")[:MAX_TAG_FACETS]
-        tag_facets = [(engine.tag_names[i], int(counts[i])) for i in order if counts[i] > 0]
         return {
-            "tag": [FacetValue(k, voc.label(k), c) for k, c in tag_facets],
+            "tag": [FacetValue(k, voc.label(k), c) for k, c in raw["tag"]],
             "collection": [FacetValue(k, k, c) for k, c in raw["collection"]],
             "year": [FacetValue(k, year_label(k), c) for k, c in raw["year"]],
         }
@@ -538,7 +534,7 @@ class SearchIndex:
         lexicon = engine.lexicon
         text = parsed.read_as if parsed.read_as is not None else req.q
         typing = parsed.read_as is None and not req.q.endswith(" ")
-        words = list(analyze_query(text.strip()))
+        words = list(analyze_query(text.strip(), lemma_table(lexicon)))
         corrected = text
         changed = False
         for i, w in enumerate(words):
@@ -784,18 +780,8 @@ def _phrase_mask(engine: Engine, phrase: tuple[tuple[str, ...], ...], fields: di
                             held[p.docnums] = True
                         here &= held
                     field_todo = [d for d in todo if here[d] and not found[d]]
-                    if not field_todo:
-                        continue
-                    m = wq.Phrase(f, list(words), slop=1).matcher(engine.searcher)
-                    for d in field_todo:
-                        if found[d]:
-                            continue
-                        if m.is_active() and m.id() < d:
-                            m.skip_to(d)
-                        if not m.is_active():
-                            break
-                        if m.id() == d:
-                            found[d] = True
+                    if field_todo:
+                        found[engine.phrase_docs(f, words, field_todo)] = True
         with _PHRASES_LOCK:
             holds[todo] = found[todo]
             checked[todo] = True

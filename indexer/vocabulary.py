@@ -124,6 +124,7 @@ class Vocabulary:
 
     def add(self, raws: Iterable[str]) -> None:
         """Count one document's raw tags."""
+        self.__dict__.pop("_labels", None)
         for raw in raws:
             k = self.key(raw)
             if k:
@@ -131,12 +132,22 @@ class Vocabulary:
 
     def add_counts(self, spellings: Counter[str]) -> None:
         """Count raw tags already counted over many documents (spelling → uses)."""
+        self.__dict__.pop("_labels", None)
         for raw, n in spellings.items():
             k = self.key(raw)
             if k and n > 0:
                 self.variants.setdefault(k, Counter())[raw] += n
 
     def label(self, key: str) -> str:
+        """Display label (see :meth:`_label`), worked out once per key until the next count:
+        facets show hundreds of labels at each search."""
+        labels = self.__dict__.setdefault("_labels", {})
+        found = labels.get(key)
+        if found is None:
+            found = labels[key] = self._label(key)
+        return found
+
+    def _label(self, key: str) -> str:
         """Display label: the canonical tag, spelt and capitalised as editors most often write it.
 
         The words are the alias file's label when it declares one (never another variant:

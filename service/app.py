@@ -133,8 +133,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     configure_logging(secrets=[settings.api_key])
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        # The arrays and the lexicon are ready before the first visitor; spaCy finishes loading
-        # in the background (queries meanwhile use the light analysis, see analyze_query).
+        # The arrays and the lexicon are ready before the first visitor; spaCy (for writes and
+        # tag suggestions) finishes loading in the background. Queries never wait for it: they
+        # take their lemmas from the index's table (an index without one: the light analysis
+        # until spaCy is loaded, see analyze_query).
         app.state.ctx.search.warm(wait_for_model=False)
         yield
 

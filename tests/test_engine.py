@@ -193,3 +193,38 @@ def test_arrays_kept_per_segment_agree_with_every_document(index_copy: Path) -> 
         assert np.array_equal(getattr(engine, name), getattr(fresh, name), equal_nan=True), name
     assert engine.tag_names == fresh.tag_names and engine.collection_names == fresh.collection_names
     assert (engine.tags != fresh.tags).nnz == 0
+
+
+def test_phrases_read_at_the_candidates_agree_with_whoosh(index_copy: Path) -> None:
+    """:meth:`Engine.phrase_docs` (positions read at the candidate documents only) finds the
+    same documents as Whoosh's phrase query, across segments, for phrases taken from the
+    documents and the same words in reverse order."""
+    from whoosh import query as wq
+
+    from indexer.analysis import light_words
+
+    upsert_text(open_index(index_copy), GOOD.format(
+        title="Services publics numériques", body="Des services publics numériques."),
+        "phrase-nouveau", "communiques")
+    si = SearchIndex(open_index(index_copy), preload=False)
+    engine = si.engine()
+    assert len(engine.leaves) >= 2
+    candidates = [d for d in range(engine.n) if engine.live[d]]
+    checked = 0
+    for docnum in candidates[::7][:12]:
+        for fieldname in ("title", "chapeau", "body"):
+            words = list(light_words(engine.stored_fields(docnum).get(fieldname, "")))
+            for i in range(0, max(0, len(words) - 2), 9):
+                for phrase in ([w.surface for w in words[i : i + 2]],
+                               [w.stem or w.surface for w in words[i : i + 3]],
+                               [w.surface for w in words[i : i + 2]][::-1]):
+                    with engine.lock:
+                        m = wq.Phrase(fieldname, phrase, slop=1).matcher(engine.searcher)
+                        want = []
+                        while m.is_active():
+                            want.append(m.id())
+                            m.next()
+                    want = [d for d in want if engine.live[d]]
+                    assert engine.phrase_docs(fieldname, phrase, candidates) == want, phrase
+                    checked += 1
+    assert checked > 20
