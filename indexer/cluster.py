@@ -309,6 +309,7 @@ class RemoteMerges:
         self.busy: set[str] = set()
         self.running: dict[Any, tuple[list[str], list[tuple[str, int]]]] = {}
         self.done = 0
+        self.docs = 0
         self.cpu = 0.0
 
     def plan(self, choose: Any = _choose_small) -> list[Any]:  # noqa: ANN401
@@ -324,9 +325,14 @@ class RemoteMerges:
 
     def submit(self, chosen: list) -> Any:  # noqa: ANN401 - distributed.Future
         ids = [seg.segment_id() for seg in chosen]
-        parts = [(seg, segment_files(self.ix.storage, seg)) for seg in chosen]
+        # The segments' files go straight to a worker (scattered), not inside the task
+        # through the scheduler. A merge whose worker is lost fails (its input went with it)
+        # and is let go: the segments stay as they are.
+        (parts,) = self.client.scatter(
+            [[(seg, segment_files(self.ix.storage, seg)) for seg in chosen]], hash=False)
         future = self.client.submit(merge_parts, parts, self.ix.indexname, retries=RETRIES,
                                     priority=10, pure=False, key=f"merge-{ids[0]}")
+        parts.release()
         self.busy.update(ids)
         self.running[future] = (ids, merge_origin(chosen))
         return future
@@ -352,23 +358,51 @@ class RemoteMerges:
         finally:
             self.busy.difference_update(ids)
         self.done += merged
+        self.docs += len(origin) if merged else 0
         return merged
 
-    def run(self, choose: Any) -> None:  # noqa: ANN401
-        """Merge what ``choose`` picks, and wait for it (no other merge may be running)."""
+    def run(self, groups: Any) -> None:  # noqa: ANN401
+        """Merge each group of segments ``groups(segments)`` makes, at once (disjoint groups,
+        on as many workers), and wait for them all (no other merge may be running)."""
         from distributed import wait
 
-        for future in self.plan(lambda segs: choose(segs) if not self.running else []):
-            wait([future])
+        futures = [self.submit(group) for group in groups(_segments(self.ix))]
+        wait(futures)
+        for future in futures:
             self.finish(future)
 
 
-def _optimize_choice(segments: list) -> list:
-    return segments if len(segments) > 1 or any(s.has_deletions() for s in segments) else []
+CONSOLIDATE_ALONE = 20_000
+"""Up to this many documents, the end-of-ingest consolidation is one merge (as a local
+ingest's); beyond, the segments it merges are split into groups of like sizes merged at once
+on several workers (one merge of 10^6 documents would take one worker over an hour)."""
 
 
-def _consolidate_choice(segments: list) -> list:
-    return _all_but_largest(segments) if len(segments) > MAX_SEGMENTS else []
+def _optimize_groups(segments: list) -> list[list]:
+    """``--optimize``: every segment into one."""
+    if len(segments) > 1 or any(s.has_deletions() for s in segments):
+        return [segments]
+    return []
+
+
+def consolidation_groups(segments: list, workers: int) -> list[list]:
+    """The end-of-ingest consolidation (:func:`indexer.ingest.consolidate_segments`): past
+    :data:`~indexer.ingest.MAX_SEGMENTS` segments, every one but the largest is merged: into
+    one, or, past :data:`CONSOLIDATE_ALONE` documents, into up to ``MAX_SEGMENTS - 1`` (at
+    most one per worker) of balanced sizes, so that at most ``MAX_SEGMENTS`` are left."""
+    if len(segments) <= MAX_SEGMENTS:
+        return []
+    rest = sorted(_all_but_largest(segments), key=lambda s: -s.doc_count_all())
+    total = sum(s.doc_count_all() for s in rest)
+    count = 1 if total <= CONSOLIDATE_ALONE else max(1, min(MAX_SEGMENTS - 1, workers,
+                                                            len(rest) // 2))
+    groups: list[list] = [[] for _ in range(count)]
+    sizes = [0] * count
+    for seg in rest:  # the largest first, each into the lightest group
+        k = sizes.index(min(sizes))
+        groups[k].append(seg)
+        sizes[k] += seg.doc_count_all()
+    return [g for g in groups if len(g) > 1]
 
 
 def ingest_on_cluster(
@@ -400,7 +434,8 @@ def ingest_on_cluster(
     show = sys.stderr.isatty() if progress is None else progress
     changes = _changes(sources, state, seen, report, prepare, show,
                        defer=lambda s: stems[s.path.stem] == 1)
-    stats = {"workers": 0, "batches": 0, "files": 0, "merges": 0, "worker_cpu_s": 0.0}
+    stats = {"workers": 0, "batches": 0, "files": 0, "merges": 0, "merged_docs": 0,
+             "worker_cpu_s": 0.0, "merge_cpu_s": 0.0}
     with connect(cluster) as client, merge_lock(ix, MERGE_LOCK_WAIT) as mine:
         if not mine:
             raise IngestError("another merge of this index kept running; try again")
@@ -451,9 +486,12 @@ def ingest_on_cluster(
             raise
         if prune:
             prune_missing(ix, paths, state, seen, report)
-        merges.run(_optimize_choice if optimize else _consolidate_choice)
+        merges.run(_optimize_groups if optimize
+                   else lambda segments: consolidation_groups(segments, _worker_count(client)))
         stats["merges"] = merges.done
+        stats["merged_docs"] = merges.docs
         stats["worker_cpu_s"] = round(stats["worker_cpu_s"] + merges.cpu, 3)
+        stats["merge_cpu_s"] = round(merges.cpu, 3)
     report.segments = len(_segments(ix))
     report.cluster = stats
     _in_file_order(report, seen, position)

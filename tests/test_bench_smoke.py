@@ -29,8 +29,9 @@ def run_bench(*args: str, timeout: int = 300) -> str:
         (("bench.bench_suggest", "-n", "3"), "model"),
         (("bench.bench_hostile", "--n", "60", "--body-chars", "300", "--repeat", "1",
           "--workers", "1"), "slowest:"),
+        (("bench.cluster_ingest", "--n", "20", "--rounds", "1"), "per-core rate"),
     ],
-    ids=["search", "ingest", "load", "suggest", "hostile"],
+    ids=["search", "ingest", "load", "suggest", "hostile", "cluster"],
 )
 def test_benchmark_smoke(args: tuple[str, ...], expect: str) -> None:
     assert expect in run_bench(*args)

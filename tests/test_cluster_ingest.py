@@ -115,6 +115,33 @@ def test_rejected_files_reported_the_same(client: object, tmp_path: Path, mixed:
     _same_index(tmp_path / "cluster", tmp_path / "local")
 
 
+def _attach(doc: object) -> str:
+    """A ``prepare`` as the attachment reader's: a text read beside the file, in the hash."""
+    from indexer.document import Attachment
+
+    text = f"Dossier de presse de {doc.id} : souveraineté numérique."
+    doc.attachments.append(Attachment(path=f"/uploads/{doc.id}.pdf", name="Dossier",
+                                      text=text, type="pdf", size=len(text)))
+    return text
+
+
+def test_prepared_documents_are_parsed_here(client: object, tmp_path: Path,
+                                            mixed: Path) -> None:
+    """With ``prepare`` (attachments, whose files are on the ingesting machine), documents
+    are parsed and prepared here and sent whole: same index as a local ingest."""
+    local = _ingest(tmp_path / "local", [mixed], prepare=_attach)
+    remote = _ingest(tmp_path / "cluster", [mixed], cluster=client, prepare=_attach,
+                     batch_size=8)
+    assert remote.to_dict() | {"cluster": None, "segments": None} == \
+        local.to_dict() | {"cluster": None, "segments": None}
+    assert remote.cluster["files"] == len(remote.added) == 31
+    _same_index(tmp_path / "cluster", tmp_path / "local")
+    from indexer.search import SearchIndex, SearchRequest
+
+    si = SearchIndex(open_index(tmp_path / "cluster"), preload=False)
+    assert si.search(SearchRequest(q="dossier de presse souveraineté")).total == 31
+
+
 def test_reingest_is_incremental(client: object, tmp_path: Path, mixed: Path) -> None:
     """Unchanged files are skipped by content hash (not sent: only the two files that did
     not parse are, again), a changed one replaces its old version, a removed one is pruned."""
@@ -300,3 +327,26 @@ def test_unreachable_scheduler_is_a_usage_error(tmp_path: Path,
     with pytest.raises(IngestError, match="cannot reach the scheduler"):
         _ingest(tmp_path / "index", [SAMPLE_CORPUS], cluster=f"tcp://127.0.0.1:{free_port()}")
 
+
+
+class _Seg:
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+    def doc_count_all(self) -> int:
+        return self.n
+
+
+def test_consolidation_groups() -> None:
+    """At most 6 segments are left; past 20,000 documents to merge, the merge is split into
+    groups of like sizes (one per worker, up to 5) merged at once."""
+    from indexer.cluster import consolidation_groups
+
+    assert consolidation_groups([_Seg(100)] * 6, 4) == []
+    small = [_Seg(5000), *[_Seg(100)] * 9]
+    assert [len(g) for g in consolidation_groups(small, 4)] == [9]  # all but the largest
+    big = [_Seg(50_000), *[_Seg(12_000)] * 20]
+    groups = consolidation_groups(big, 4)
+    assert [len(g) for g in groups] == [5, 5, 5, 5]
+    assert all(s.n == 12_000 for g in groups for s in g)
+    assert len(consolidation_groups(big, 50)) == 5  # the largest and 5 merged: 6 left
