@@ -17,6 +17,12 @@ random name that no table of contents (TOC) mentions yet, invisible to readers a
   ``DELETE`` or a new version committed while the merge ran). Merges never overlap: a
   second one gives way (``.communiques-merge.lock``).
 
+A segment may also be written elsewhere, by a Dask worker into an index in memory
+(:mod:`indexer.cluster`): :func:`segment_files` turns it into bytes, :func:`add_segment_files`
+writes them into the index folder under the segment's own new name, after which it is
+published (:func:`publish`) or swapped in for the segments it merges (:func:`swap_merged`)
+like one prepared here.
+
 A prepared segment's files are safe from other writers' clean-up because
 :class:`~indexer.snapshot.SafeSegmentWriter` deletes only the files of segments that the
 previous generation used (and leftovers of a crashed writer once they are an hour old).

@@ -29,9 +29,9 @@ QUERIES = ["numérique", "cloud souverain", "données ouvertes", "identité num�
 
 @pytest.fixture(scope="module")
 def client() -> Iterator[object]:
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  host="127.0.0.1", dashboard_address=None) as cluster, \
-            distributed.Client(cluster) as c:
+    from indexer.cluster import local_cluster
+
+    with local_cluster(2) as cluster, distributed.Client(cluster) as c:
         yield c
 
 
@@ -91,16 +91,17 @@ def _same_index(cluster_index: Path, local_index: Path) -> None:
 
 
 @pytest.mark.parametrize("corpus", ["sample", "shared"])
-def test_same_index_as_a_local_ingest(client: object, tmp_path: Path, corpus: str) -> None:
-    """Same documents, stored fields, search results and report as ``--jobs 1``."""
+def test_same_index_as_a_local_ingest(client: object, tmp_path: Path, corpus: str,
+                                      request: pytest.FixtureRequest) -> None:
+    """Same documents, stored fields and search results as ``--jobs 1`` (the session's
+    index of the same corpus, built by ``ingest()`` without a cluster, nothing rejected)."""
     source = SAMPLE_CORPUS if corpus == "sample" else require_shared()
-    local = _ingest(tmp_path / "local", [source])
+    local = request.getfixturevalue(f"{corpus}_index")
     remote = _ingest(tmp_path / "cluster", [source], cluster=client)
-    assert remote.to_dict() | {"cluster": None, "segments": None} == \
-        local.to_dict() | {"cluster": None, "segments": None}
-    assert remote.added == local.added and len(remote.added) > 50
+    assert remote.rejected == [] and remote.updated == remote.unchanged == []
+    assert sorted(remote.added) == sorted(_stored(local)) and len(remote.added) > 50
     assert remote.cluster["workers"] == 2 and remote.cluster["batches"] >= 2
-    _same_index(tmp_path / "cluster", tmp_path / "local")
+    _same_index(tmp_path / "cluster", local)
 
 
 def test_rejected_files_reported_the_same(client: object, tmp_path: Path, mixed: Path) -> None:
@@ -302,18 +303,14 @@ def test_cli_cluster_local(tmp_path: Path) -> None:
     report = json.loads(out)
     assert report["added"] == 6 and report["cluster"]["workers"] == 2
     assert len(watcher.seen) >= 2 and crash.survivors(watcher.seen, wait=5.0) == []
-    assert [h["id"] for h in _search_cli(index, "quinconce")] == [f"cli-{k}" for k in range(6)]
+    from indexer.search import SearchIndex, SearchRequest
+
+    si = SearchIndex(open_index(index), preload=False)
+    assert sorted(h.id for h in si.search(SearchRequest(q="quinconce")).hits) == \
+        [f"cli-{k}" for k in range(6)]
     proc = subprocess.run(cmd + ["--jobs", "2"], cwd=ROOT, capture_output=True, text=True,
                           timeout=60)
     assert proc.returncode == 2 and "not allowed with" in proc.stderr
-
-
-def _search_cli(index: Path, query: str) -> list[dict]:
-    proc = subprocess.run([sys.executable, "-m", "service.cli", "search", query, "--index",
-                           str(index), "--json"], cwd=ROOT, capture_output=True, text=True,
-                          timeout=120)
-    assert proc.returncode == 0, proc.stderr
-    return sorted(json.loads(proc.stdout), key=lambda h: h["id"])
 
 
 def test_unreachable_scheduler_is_a_usage_error(tmp_path: Path,
