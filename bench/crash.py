@@ -159,19 +159,24 @@ def survivors(pids: set[int], wait: float = 1.0) -> list[int]:
     return alive
 
 
-def child_command(index: Path, corpus: Path, jobs: int, batch_size: int) -> list[str]:
+def child_command(index: Path, corpus: Path, jobs: int, batch_size: int,
+                  cluster: str | None = None) -> list[str]:
     return [sys.executable, "-m", "bench.crash", "--child", str(index), str(corpus),
-            "--jobs", str(jobs), "--batch-size", str(batch_size)]
+            "--jobs", str(jobs), "--batch-size", str(batch_size),
+            *(["--cluster", cluster] if cluster else [])]
 
 
-def run_child(index: Path, corpus: Path, jobs: int, batch_size: int) -> int:
-    """The ingest that gets killed: ``ingest()`` as the CLI calls it, with small batches."""
+def run_child(index: Path, corpus: Path, jobs: int, batch_size: int,
+              cluster: str | None = None) -> int:
+    """The ingest that gets killed: ``ingest()`` as the CLI calls it, with small batches
+    (on a Dask cluster with ``cluster``: ``local:N`` or a scheduler's address)."""
     from indexer.ingest import IngestError, ingest
     from indexer.schema import open_index
 
     ix = open_index(index, create=True)
     try:
-        report = ingest(ix, [corpus], n_process=jobs, batch_size=batch_size, progress=False)
+        report = ingest(ix, [corpus], n_process=jobs, batch_size=batch_size, progress=False,
+                        cluster=cluster)
     except IngestError as exc:
         print(f"ingest: {exc}", file=sys.stderr)
         return 2
@@ -346,9 +351,11 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--body-chars", type=int, default=1200)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--cluster", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        sys.exit(run_child(Path(args.child[0]), Path(args.child[1]), args.jobs, args.batch_size))
+        sys.exit(run_child(Path(args.child[0]), Path(args.child[1]), args.jobs, args.batch_size,
+                           args.cluster))
     t0 = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="communiques-crash-") as tmp:
         rounds = run(args.kills, args.n, args.jobs, args.batch_size, args.body_chars, args.seed,

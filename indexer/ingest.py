@@ -19,7 +19,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
@@ -41,7 +41,7 @@ from indexer.engine import encode_meta
 from indexer.ids import id_problem
 from indexer.locking import FileLock, LockBusy, ingest_lock, workers_die_with_parent, write_lock
 from indexer.schema import LEMMA_FIELD
-from indexer.segments import merge_segments, prepare_documents, publish
+from indexer.segments import Prepared, merge_segments, prepare_documents, publish
 from indexer.site import IGNORED_DIRS, env_permalinks, find_site, jekyll_url
 from indexer.snapshot import SafeSegmentWriter, open_reader, open_searcher
 from indexer.vocabulary import AliasFile, Vocabulary, index_aliases, record_index_aliases
@@ -106,6 +106,9 @@ class IngestReport:
     """Segments of the index after the ingest (see :func:`consolidate_segments`)."""
     rekeyed: int | None = None
     """Documents whose tags were re-keyed because the alias file changed (None: it had not)."""
+    cluster: dict[str, object] | None = None
+    """On a cluster (:mod:`indexer.cluster`): workers, batches, files sent, merges, workers'
+    CPU time."""
 
     def summary(self) -> str:
         rekeyed = f", tags re-keyed {self.rekeyed}" if self.rekeyed is not None else ""
@@ -125,6 +128,7 @@ class IngestReport:
             "rejected": [{"path": p, "reason": r} for p, r in self.rejected],
             **({"segments": self.segments} if self.segments is not None else {}),
             **({"rekeyed": self.rekeyed} if self.rekeyed is not None else {}),
+            **({"cluster": self.cluster} if self.cluster is not None else {}),
         }
 
 
@@ -221,6 +225,17 @@ def find_files(paths: Sequence[Path]) -> Iterator[Path]:
 def collection_of(path: Path) -> str:
     """The folder a file sits in; Jekyll's ``_collection`` folders lose their underscore."""
     return path.parent.name.lstrip("_") or "communiques"
+
+
+def parse_source(source: str, source_file: SourceFile) -> Document:
+    """The document of one file's text (its id the file's stem), with its Jekyll URL when
+    its collection has a permalink pattern. Raises :class:`DocumentError`."""
+    path = source_file.path
+    doc = parse_text(source, path.stem, source_file.collection, str(path))
+    if source_file.permalink:
+        doc.url = jekyll_url(source_file.permalink, doc.collection, doc.id,
+                             source_file.relpath, getattr(doc, "date", None), doc.categories)
+    return doc
 
 
 def _texts(doc: Document) -> list[str]:
@@ -437,6 +452,7 @@ def ingest(
     prepare: callable | None = None,  # type: ignore[valid-type]
     optimize: bool = False,
     alias_file: AliasFile | None = None,
+    cluster: object | None = None,
 ) -> IngestReport:
     """Ingest every markdown file under ``paths`` into ``ix`` and report what happened.
 
@@ -451,6 +467,11 @@ def ingest(
 
     One ingest at a time per index: a second one fails at once with an :class:`IngestError`
     naming the first. Worker processes (``n_process``) die with this process, even by kill -9.
+
+    With ``cluster`` (a Dask scheduler's address, ``local:N``, or a ``distributed.Client``),
+    documents are analysed and written into segments by the cluster's workers, and merges
+    run there too; this process reads the files, decides what changed, and publishes (see
+    :mod:`indexer.cluster`).
     """
     folder = getattr(ix.storage, "folder", None)
     with _only_ingest(ix):
@@ -462,11 +483,17 @@ def ingest(
         if alias_file is not None:
             vocabulary = Vocabulary(alias_file.aliases)
             rekeyed = sync_aliases(ix, alias_file)
-        with workers_die_with_parent():
-            report = _ingest(ix, paths, vocabulary, prune, batch_size, n_process, progress,
-                             prepare)
+        if cluster is not None:
+            from indexer.cluster import ingest_on_cluster
+
+            report = ingest_on_cluster(ix, paths, cluster, vocabulary, prune, batch_size,
+                                       progress, prepare, optimize)
+        else:
+            with workers_die_with_parent():
+                report = _ingest(ix, paths, vocabulary, prune, batch_size, n_process,
+                                 progress, prepare)
+            report.segments = optimize_index(ix) if optimize else consolidate_segments(ix)
         report.rekeyed = rekeyed
-        report.segments = optimize_index(ix) if optimize else consolidate_segments(ix)
         store_acronyms(ix)
         return report
 
@@ -500,6 +527,70 @@ def store_acronyms(ix: Index) -> None:
     mine_index(ix)
 
 
+def _changes(
+    sources: Sequence[SourceFile],
+    state: dict[str, Indexed],
+    seen: dict[str, str],
+    report: IngestReport,
+    prepare: callable | None,  # type: ignore[valid-type]
+    show: bool,
+    defer: Callable[[SourceFile], bool] | None = None,
+) -> Iterator[tuple[SourceFile, str, Document | None]]:
+    """Read files lazily; yield only new or changed ones: each file, its text, and its
+    document (None when ``defer(file)`` says it is parsed where it is analysed, which is only
+    for a file without ``prepare``: its content hash decides alone whether it changed).
+    Refused, duplicate, unchanged and unparsable files go to ``report``; ``seen`` gets the id
+    → path of every file read."""
+    for source_file in tqdm(sources, desc="ingest", unit="file", disable=not show,
+                            file=sys.stderr):
+        path = source_file.path
+        if source_file.problem is not None:
+            report.rejected.append((str(path), source_file.problem))
+            continue
+        doc_id = path.stem
+        if doc_id in seen:
+            report.rejected.append(
+                (str(path), f"duplicate id '{doc_id}' (already read from {seen[doc_id]})")
+            )
+            continue
+        try:
+            source = read_source(path)
+            old = state.get(doc_id)
+            if prepare is None and old is not None and old.hash == content_hash(source):
+                seen[doc_id] = str(path)
+                report.unchanged.append(doc_id)
+                continue
+            conflict = source_conflict(old, str(path))
+            if conflict is not None:
+                seen[doc_id] = str(path)
+                report.rejected.append((str(path), conflict))
+                continue
+            if prepare is None and defer is not None and defer(source_file):
+                seen[doc_id] = str(path)
+                yield source_file, source, None
+                continue
+            doc = parse_source(source, source_file)
+            if prepare is not None:
+                extra = prepare(doc)
+                if extra:
+                    doc.hash = content_hash(source + extra)
+        except DocumentError as exc:
+            report.rejected.append((exc.path, exc.reason))
+            continue
+        seen[doc_id] = str(path)
+        if old is not None and old.hash == doc.hash:
+            report.unchanged.append(doc_id)
+            continue
+        yield source_file, source, doc
+
+
+def _origin(doc_id: str, doc_path: str, state: dict[str, Indexed]) -> str:
+    """The origin a document read from ``doc_path`` is written with: the API's when the file
+    is the one the API keeps of it (a rebuild from the API's folder), else "files"."""
+    old = state.get(doc_id)
+    return old.origin if old is not None and _same_file(old.path, doc_path) else FILES_ORIGIN
+
+
 def _ingest(
     ix: Index,
     paths: Sequence[Path],
@@ -516,112 +607,83 @@ def _ingest(
     sources = list(find_sources([Path(p) for p in paths]))
     seen: dict[str, str] = {}
     show = sys.stderr.isatty() if progress is None else progress
-
-    def changed_documents() -> Iterator[tuple[Document, None]]:
-        """Parse files lazily; yield only new or changed documents."""
-        for source_file in tqdm(sources, desc="ingest", unit="file", disable=not show,
-                                file=sys.stderr):
-            path = source_file.path
-            if source_file.problem is not None:
-                report.rejected.append((str(path), source_file.problem))
-                continue
-            doc_id = path.stem
-            if doc_id in seen:
-                report.rejected.append(
-                    (str(path), f"duplicate id '{doc_id}' (already read from {seen[doc_id]})")
-                )
-                continue
-            try:
-                source = read_source(path)
-                old = state.get(doc_id)
-                if prepare is None and old is not None and old.hash == content_hash(source):
-                    seen[doc_id] = str(path)
-                    report.unchanged.append(doc_id)
-                    continue
-                conflict = source_conflict(old, str(path))
-                if conflict is not None:
-                    seen[doc_id] = str(path)
-                    report.rejected.append((str(path), conflict))
-                    continue
-                doc = parse_text(source, doc_id, source_file.collection, str(path))
-                if source_file.permalink:
-                    doc.url = jekyll_url(source_file.permalink, doc.collection, doc_id,
-                                         source_file.relpath, getattr(doc, "date", None),
-                                         doc.categories)
-                if prepare is not None:
-                    extra = prepare(doc)
-                    if extra:
-                        doc.hash = content_hash(source + extra)
-            except DocumentError as exc:
-                report.rejected.append((exc.path, exc.reason))
-                continue
-            seen[doc_id] = str(path)
-            if old is not None and old.hash == doc.hash:
-                report.unchanged.append(doc_id)
-                continue
-            yield doc, None
+    changed = ((doc, None) for _, _, doc in _changes(sources, state, seen, report, prepare, show))
 
     # One nlp.pipe stream over every changed document (workers start once). A batch is
     # analysed and written into a new segment without the write lock, then published under it
     # in milliseconds (indexer.segments): an API write never waits for spaCy or Whoosh.
     batch: list[tuple[Document, list[list[Word]]]] = []
-    for (doc, _), fields in analyse_stream(changed_documents(), n_process=n_process):
+    for (doc, _), fields in analyse_stream(changed, n_process=n_process):
         batch.append((doc, fields))
         if len(batch) >= batch_size:
             _write_batch(ix, batch, vocabulary, report, state)
             batch = []
     if batch:
         _write_batch(ix, batch, vocabulary, report, state)
-
     if prune:
-        roots = [Path(p).resolve() for p in paths]
-        gone = [i for i, old in state.items() if i not in seen and old.path
-                and _under(old.path, roots)]
-        if gone:
-            with locked_writer(ix, timeout=BATCH_LOCK_WAIT) as writer:
-                searcher = writer.searcher()
-                for doc_id in gone:
-                    # Checked again under the lock: an API write may have taken the id since.
-                    fields = searcher.document(id=doc_id)
-                    if fields is None or not _under(fields.get("path", ""), roots):
-                        continue
-                    writer.delete_by_term("id", doc_id)
-                    report.pruned.append(doc_id)
-                writer.commit(merge=False)
+        prune_missing(ix, paths, state, seen, report)
     return report
+
+
+def prune_missing(ix: Index, paths: Sequence[Path], state: dict[str, Indexed],
+                  seen: dict[str, str], report: IngestReport) -> None:
+    """Remove the documents indexed from a file under ``paths`` that this ingest did not
+    read (``seen``), in one commit."""
+    roots = [Path(p).resolve() for p in paths]
+    gone = [i for i, old in state.items() if i not in seen and old.path
+            and _under(old.path, roots)]
+    if not gone:
+        return
+    with locked_writer(ix, timeout=BATCH_LOCK_WAIT) as writer:
+        searcher = writer.searcher()
+        for doc_id in gone:
+            # Checked again under the lock: an API write may have taken the id since.
+            fields = searcher.document(id=doc_id)
+            if fields is None or not _under(fields.get("path", ""), roots):
+                continue
+            writer.delete_by_term("id", doc_id)
+            report.pruned.append(doc_id)
+        writer.commit(merge=False)
 
 
 def _write_batch(ix: Index, batch: list[tuple[Document, list[list[Word]]]],
                  vocabulary: Vocabulary, report: IngestReport, state: dict[str, Indexed]) -> None:
     """Write analysed documents into a new segment without the lock, then publish it under
-    the lock. "Added" or "updated", and the source rule, are decided under the lock, from the
-    index as it is then (an API write may have come in since the ingest started)."""
+    the lock (:func:`publish_batch`)."""
 
     def add(writer: IndexWriter) -> list[str]:
         for doc, fields in batch:
-            old = state.get(doc.id)
-            origin = old.origin if old is not None and _same_file(old.path, doc.path) \
-                else FILES_ORIGIN
-            write_document(writer, doc, fields, vocabulary, origin, replace=False)
+            write_document(writer, doc, fields, vocabulary,
+                           _origin(doc.id, doc.path, state), replace=False)
         return [doc.id for doc, _ in batch]
 
     prepared = prepare_documents(ix, add, WRITER_OPTIONS)
+    publish_batch(ix, prepared, [(doc.id, doc.path) for doc, _ in batch], report)
+    merge_small_segments(ix, BATCH_LOCK_WAIT)
+
+
+def publish_batch(ix: Index, prepared: Prepared | None, docs: Sequence[tuple[str, str]],
+                  report: IngestReport) -> None:
+    """Publish a prepared segment holding ``docs`` (id, path), in this order, under the
+    lock. "Added" or "updated", and the source rule, are decided under the lock, from the
+    index as it is then (an API write may have come in since the ingest started): a refused
+    document is left out of the segment, an older version deleted."""
     done: list[tuple[str, bool]] = []
     try:
         with locked_writer(ix, timeout=BATCH_LOCK_WAIT) as writer:
             searcher = writer.searcher()
             drop: list[int] = []
-            for k, (doc, _) in enumerate(batch):
-                found = searcher.document(id=doc.id)
+            for k, (doc_id, path) in enumerate(docs):
+                found = searcher.document(id=doc_id)
                 old = _indexed(found) if found is not None else None
-                conflict = source_conflict(old, doc.path)
+                conflict = source_conflict(old, path)
                 if conflict is not None:
-                    report.rejected.append((doc.path, conflict))
+                    report.rejected.append((path, conflict))
                     drop.append(k)
                     continue
                 if old is not None:
-                    writer.delete_by_term("id", doc.id)
-                done.append((doc.id, old is None))
+                    writer.delete_by_term("id", doc_id)
+                done.append((doc_id, old is None))
             publish(writer, prepared, drop)
             prepared = None
     finally:
@@ -629,7 +691,6 @@ def _write_batch(ix: Index, batch: list[tuple[Document, list[list[Word]]]],
             prepared.discard()
     for doc_id, is_new in done:
         (report.added if is_new else report.updated).append(doc_id)
-    merge_small_segments(ix, BATCH_LOCK_WAIT)
 
 
 def _choose_small(segments: list) -> list:

@@ -17,6 +17,12 @@ random name that no table of contents (TOC) mentions yet, invisible to readers a
   ``DELETE`` or a new version committed while the merge ran). Merges never overlap: a
   second one gives way (``.communiques-merge.lock``).
 
+A segment may also be written elsewhere, by a Dask worker into an index in memory
+(:mod:`indexer.cluster`): :func:`segment_files` turns it into bytes, :func:`add_segment_files`
+writes them into the index folder under the segment's own new name, after which it is
+published (:func:`publish`) or swapped in for the segments it merges (:func:`swap_merged`)
+like one prepared here.
+
 A prepared segment's files are safe from other writers' clean-up because
 :class:`~indexer.snapshot.SafeSegmentWriter` deletes only the files of segments that the
 previous generation used (and leftovers of a crashed writer once they are an hour old).
@@ -55,6 +61,42 @@ class Prepared:
             if name.startswith(prefix):
                 with contextlib.suppress(OSError):
                     self.storage.delete_file(name)
+
+
+def segment_files(storage: object, segment: object) -> dict[str, bytes]:
+    """The files of a segment, name → content: a segment as self-contained bytes, to travel
+    between machines (see :mod:`indexer.cluster`)."""
+    prefix = segment.segment_id() + "."
+    files = {}
+    for name in storage.list():
+        if name.startswith(prefix):
+            handle = storage.open_file(name)
+            try:
+                files[name] = bytes(handle.read())
+            finally:
+                handle.close()
+    return files
+
+
+def add_segment_files(storage: object, segment: object, files: dict[str, bytes]) -> Prepared:
+    """Write a segment's files (built elsewhere, :func:`segment_files`) into ``storage``,
+    under their own names: a prepared segment, not yet in any TOC, ready for :func:`publish`
+    or :func:`swap_merged`. A file already there is an error (segment names are random)."""
+    prepared = Prepared(segment, [], storage)
+    prefix = segment.segment_id() + "."
+    try:
+        for name, data in files.items():
+            if not name.startswith(prefix) or "/" in name or name in storage.list():
+                raise ValueError(f"{name}: not a new file of segment {segment.segment_id()}")
+            handle = storage.create_file(name)
+            try:
+                handle.write(data)
+            finally:
+                handle.close()
+    except BaseException:
+        prepared.discard()
+        raise
+    return prepared
 
 
 def _finish_segment(writer: SafeSegmentWriter) -> object | None:
@@ -98,14 +140,16 @@ def publish(writer: IndexWriter, prepared: Prepared | None, drop: Sequence[int] 
 
 
 @contextlib.contextmanager
-def _merge_lock(ix: Index) -> Iterator[bool]:
+def merge_lock(ix: Index, timeout: float = 0.0) -> Iterator[bool]:
+    """The index's merge lock for the block (True), or False when another merge kept it
+    ``timeout`` seconds."""
     folder = getattr(ix.storage, "folder", None)
     if folder is None:
         yield True
         return
     lock = FileLock(Path(folder) / MERGE_LOCK)
     try:
-        lock.acquire(timeout=0.0)
+        lock.acquire(timeout=timeout)
     except LockBusy:
         yield False
         return
@@ -121,7 +165,7 @@ def merge_segments(ix: Index, choose: Callable[[list], list], options: dict[str,
     """Merge the segments ``choose(segments)`` picks (of the newest generation) into one,
     outside the lock, then swap it in under the lock (see the module's doc). False when
     nothing was merged: nothing chosen, another merge running, or a chosen segment gone."""
-    with _merge_lock(ix) as mine:
+    with merge_lock(ix) as mine:
         if not mine:
             return False
         reader = open_reader(ix)
@@ -146,22 +190,38 @@ def merge_segments(ix: Index, choose: Callable[[list], list], options: dict[str,
         finally:
             reader.close()
         prepared = Prepared(segment, [], writer.storage) if segment is not None else None
-        try:
-            with locked_writer(ix, timeout=timeout) as current:
-                now = {seg.segment_id(): seg for seg in current.segments}
-                if any(segid not in now for segid in chosen_ids):
-                    if prepared is not None:
-                        prepared.discard()
-                    return False
-                if prepared is not None:
-                    for k, (segid, docnum) in enumerate(origin):
-                        if now[segid].is_deleted(docnum):
-                            prepared.segment.delete_document(k)
-                keep = [seg for seg in current.segments if seg.segment_id() not in chosen_ids]
-                extra = [prepared.segment] if prepared is not None else []
-                current.commit(mergetype=lambda _writer, _segments: keep + extra)
-                prepared = None
-        finally:
+        return swap_merged(ix, chosen_ids, origin, prepared, locked_writer, timeout)
+
+
+def merge_origin(segments: Sequence) -> list[tuple[str, int]]:
+    """For a merge of ``segments`` (in this order): each new document number's segment id
+    and document number there. A merge copies the live documents of each segment in turn."""
+    return [(seg.segment_id(), d) for seg in segments
+            for d in range(seg.doc_count_all()) if not seg.is_deleted(d)]
+
+
+def swap_merged(ix: Index, chosen_ids: Sequence[str], origin: Sequence[tuple[str, int]],
+                prepared: Prepared | None,
+                locked_writer: Callable[..., contextlib.AbstractContextManager],
+                timeout: float) -> bool:
+    """Under the lock, replace the segments ``chosen_ids`` by their merge ``prepared`` (None:
+    they held no live document), if they are all still there, first deleting from it the
+    documents deleted from them since (``origin``: :func:`merge_origin`). False, and the
+    merge's files deleted, when one of them is gone."""
+    try:
+        with locked_writer(ix, timeout=timeout) as current:
+            now = {seg.segment_id(): seg for seg in current.segments}
+            if any(segid not in now for segid in chosen_ids):
+                return False
             if prepared is not None:
-                prepared.discard()
-        return True
+                for k, (segid, docnum) in enumerate(origin):
+                    if now[segid].is_deleted(docnum):
+                        prepared.segment.delete_document(k)
+            keep = [seg for seg in current.segments if seg.segment_id() not in chosen_ids]
+            extra = [prepared.segment] if prepared is not None else []
+            current.commit(mergetype=lambda _writer, _segments: keep + extra)
+            prepared = None
+    finally:
+        if prepared is not None:
+            prepared.discard()
+    return True

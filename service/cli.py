@@ -105,7 +105,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         report = ingest(
             ix, args.paths, prune=args.prune, n_process=args.jobs,
             progress=None if not args.quiet else False, prepare=prepare,
-            optimize=args.optimize, alias_file=alias_file,
+            optimize=args.optimize, alias_file=alias_file, cluster=args.cluster,
         )
     except IngestError as exc:
         print(f"communiques ingest: {exc}", file=sys.stderr)
@@ -368,7 +368,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--attachments-cache", type=Path, default=None, metavar="FILE",
                    help="cache of extracted attachment text (default: INDEX/"
                         "attachment-cache/texts.sqlite); share it between builds")
-    p.add_argument("--jobs", type=int, default=1, help="spaCy processes (default 1)")
+    spread = p.add_mutually_exclusive_group()
+    spread.add_argument("--jobs", type=int, default=1, help="spaCy processes (default 1)")
+    spread.add_argument("--cluster", default=None, metavar="ADDRESS",
+                        help="analyse and write segments on a Dask cluster: a scheduler's "
+                             "address (tcp://host:8786), or local:N for N worker processes "
+                             "on this machine (needs the cluster extra)")
     p.add_argument("--optimize", action="store_true",
                    help="merge the index into one segment at the end (for a full build that is "
                         "then published: fastest to search, rewrites the whole index)")

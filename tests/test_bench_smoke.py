@@ -31,8 +31,9 @@ def run_bench(*args: str, timeout: int = 300) -> str:
           "--workers", "1"), "slowest:"),
         (("bench.bench_query_analysis", "--synthetic", "150", "--queries-count", "12",
           "--rounds", "1"), "lemma table"),
+        (("bench.cluster_ingest", "--n", "20", "--rounds", "1"), "per-core rate"),
     ],
-    ids=["search", "ingest", "load", "suggest", "hostile", "query-analysis"],
+    ids=["search", "ingest", "load", "suggest", "hostile", "query-analysis", "cluster"],
 )
 def test_benchmark_smoke(args: tuple[str, ...], expect: str) -> None:
     assert expect in run_bench(*args)
