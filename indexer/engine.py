@@ -349,11 +349,10 @@ def _pairs(raw: list[tuple[str, int]]) -> Pairs:
     for term, n in raw:
         surface, _, lemma = term.partition(PAIR_SEPARATOR)
         grouped.setdefault(surface, []).append((lemma, n))
-    return {
-        surface: tuple(sorted(found, key=lambda p: -p[1]))
-        for surface, found in grouped.items()
-        if len(found) > 1 or found[0][0]
-    }
+    # Every pair is kept, "no other lemma" too: summed over segments, a form that took no
+    # other lemma in one segment must still outweigh the lemma it took in another.
+    return {surface: tuple(sorted(found, key=lambda p: -p[1]))
+            for surface, found in grouped.items()}
 
 
 class Engine:
