@@ -301,7 +301,9 @@ def test_writes_reads_and_an_ingest_at_once(tmp_path: Path, sample_index: Path) 
     assert figures["requests"] > 50
     assert figures["writes_acknowledged"] > 5
     assert figures["writes_missing"] == [], figures["writes_missing"][:5]
-    assert figures["ingest_exit"] in (0, 1) and figures["ingest_added"] == 30, figures
+    # lot after lot of 30 new documents while the soak lasts: at least the first, each whole
+    assert figures["ingest_exit"] in (0, 1), figures
+    assert figures["ingest_added"] >= 30 and figures["ingest_added"] % 30 == 0, figures
     assert figures["max_ms"] < 10_000  # generous: the targets are checked by the bench
 
 
