@@ -22,6 +22,7 @@ from indexer.ingest import IngestReport, ingest
 from indexer.locking import INGEST_LOCK, WRITE_LOCK, lock_status
 from indexer.schema import open_index
 from tests.conftest import GOOD, ROOT, SAMPLE_CORPUS, require_shared
+from tests.test_ingest import write
 
 QUERIES = ["numérique", "cloud souverain", "données ouvertes", "identité numérique",
            "agents publics", "tchap"]
@@ -57,31 +58,21 @@ def _results(index: Path) -> list[tuple[int, list[tuple[float, str]]]]:
     return out
 
 
-def _write(folder: Path, name: str, content: str | bytes) -> Path:
-    path = folder / name
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if isinstance(content, bytes):
-        path.write_bytes(content)
-    else:
-        path.write_text(content, encoding="utf-8")
-    return path
-
-
 @pytest.fixture
 def mixed(tmp_path: Path) -> Path:
     """Good files, bad ones of every kind, an id two files share, a refused file name."""
     src = tmp_path / "mixed"
     for k in range(30):
-        _write(src / "communiques", f"bon-{k:02d}.md",
+        write(src / "communiques", f"bon-{k:02d}.md",
                GOOD.format(title=f"Le cloud souverain, étape {k}", body=f"Texte numéro {k}."))
-    _write(src / "communiques", "yaml-invalide.md", "---\ntitle: 'pas fermé\n---\ncorps\n")
-    _write(src / "communiques", "sans-titre.md", "---\ndate: 2020-01-01\n---\ncorps\n")
-    _write(src / "communiques", "latin1.md", "---\ntitle: État\n---\n".encode("latin-1"))
-    _write(src / "communiques", "binaire.md", b"\x89PNG\r\n\x1a\n\x00\x00\x00")
-    _write(src / "communiques", "Nom Refusé.md", GOOD.format(title="Refusé", body="x"))
+    write(src / "communiques", "yaml-invalide.md", "---\ntitle: 'pas fermé\n---\ncorps\n")
+    write(src / "communiques", "sans-titre.md", "---\ndate: 2020-01-01\n---\ncorps\n")
+    write(src / "communiques", "latin1.md", "---\ntitle: État\n---\n".encode("latin-1"))
+    write(src / "communiques", "binaire.md", b"\x89PNG\r\n\x1a\n\x00\x00\x00")
+    write(src / "communiques", "Nom Refusé.md", GOOD.format(title="Refusé", body="x"))
     # the same id twice: the first file does not parse, so the second one is indexed
-    _write(src / "actualites", "double.md", "---\ntitle: [\n---\n")
-    _write(src / "communiques", "double.md", GOOD.format(title="Le bon double", body="y"))
+    write(src / "actualites", "double.md", "---\ntitle: [\n---\n")
+    write(src / "communiques", "double.md", GOOD.format(title="Le bon double", body="y"))
     return src
 
 
@@ -153,7 +144,7 @@ def test_reingest_is_incremental(client: object, tmp_path: Path, mixed: Path) ->
     assert again.added == again.updated == [] and again.unchanged == first.added
     assert again.rejected == first.rejected
     assert again.cluster["files"] == 2
-    _write(mixed / "communiques", "bon-03.md",
+    write(mixed / "communiques", "bon-03.md",
            GOOD.format(title="Le cloud souverain, étape révisée", body="Texte zygomorphe."))
     (mixed / "communiques" / "bon-04.md").unlink()
     changed = _ingest(index, [mixed], cluster=client, batch_size=8, prune=True)
@@ -288,7 +279,7 @@ def test_cli_cluster_local(tmp_path: Path) -> None:
     """``communiques ingest --cluster local:2`` end to end; its worker processes end with it."""
     corpus = tmp_path / "corpus"
     for k in range(6):
-        _write(corpus / "communiques", f"cli-{k}.md",
+        write(corpus / "communiques", f"cli-{k}.md",
                GOOD.format(title=f"Le cloud souverain, étape {k}", body="Texte quinconce."))
     index = tmp_path / "index"
     cmd = [sys.executable, "-m", "service.cli", "ingest", str(corpus), "--index", str(index),
