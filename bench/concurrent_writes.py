@@ -63,7 +63,7 @@ def start_service(index: Path, env: dict[str, str], workers: int = 2
     proc = subprocess.Popen(
         [sys.executable, "-m", "service.cli", "serve", "--index", str(index), "--host",
          "127.0.0.1", "--port", str(port), "--workers", str(workers), "--log-level", "warning"],
-        cwd=ROOT, env={**os.environ, "COMMUNIQUES_LOG_LEVEL": "WARNING", **env},
+        cwd=ROOT, env={**os.environ, "COMMUNIQUES_LOG_LEVEL": os.environ.get("SOAK_LOG", "WARNING"), **env},
     )
     deadline = time.monotonic() + 120
     full = 0
@@ -260,6 +260,8 @@ def run(seconds: float, workdir: Path, base_index: Path, ingest_docs: int = 60,
             soak.hold = False
             say(f"ingest {lot}: exit {done.returncode}, added {report.get('added')}, "
                 f"{ingests[-1]['seconds']} s", flush=True)
+            if done.returncode != 0:
+                say(f"  its last words: {done.stderr[-800:]}", flush=True)
     finally:
         soak.hold = False
         for t in threads:

@@ -26,6 +26,7 @@ from functools import cache
 from pathlib import Path
 
 from indexer.analysis import fold
+from indexer.snapshot import open_searcher
 
 STORE_NAME = "acronyms.json"
 FORMAT = 1
@@ -186,7 +187,8 @@ def mine_index(ix) -> Path | None:  # noqa: ANN001 - whoosh Index
     folder = getattr(ix.storage, "folder", None)
     if folder is None:
         return None
-    with ix.searcher() as searcher:
+    # Pinned: an API write's merge may delete segment files while this reads them.
+    with open_searcher(ix) as searcher:
         texts = (
             "\n".join(str(f.get(name, "")) for name in ("title", "chapeau", "body", "attachment"))
             for f in searcher.all_stored_fields()

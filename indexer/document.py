@@ -57,6 +57,10 @@ class DocumentError(Exception):
         self.reason = reason
         super().__init__(f"{self.path}: {reason}")
 
+    def __reduce__(self) -> tuple[type, tuple[str, str]]:
+        # Raised in the API's write process and re-raised in the worker (pickled).
+        return type(self), (self.path, self.reason)
+
 
 @dataclass
 class Attachment:

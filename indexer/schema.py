@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 from whoosh import index as whoosh_index
 from whoosh.analysis import Analyzer
@@ -124,6 +127,25 @@ def _meta_path(path: Path) -> Path:
     return path / "communiques-index.json"
 
 
+OPEN_ATTEMPTS = 20
+T = TypeVar("T")
+
+
+def _retried(opener: Callable[..., T], path: Path) -> T:
+    """``opener(path)`` (Whoosh's ``open_dir`` or ``exists_in``, which opens too), again when
+    the newest generation it listed was replaced before it read it: another process's commit
+    (an API write, an ingest, a merge) removes the previous table of contents, and the next
+    listing finds the new one."""
+    for attempt in range(OPEN_ATTEMPTS):
+        try:
+            return opener(str(path))
+        except FileNotFoundError:
+            if attempt == OPEN_ATTEMPTS - 1:
+                raise
+            time.sleep(min(0.001 * (attempt + 1), 0.02))
+    raise AssertionError("unreachable")
+
+
 def open_index(path: Path, create: bool = False, rebuild: bool = False) -> whoosh_index.Index:
     """Open the index at ``path``; with ``create``, make an empty one when there is none.
 
@@ -131,7 +153,7 @@ def open_index(path: Path, create: bool = False, rebuild: bool = False) -> whoos
     or, with ``rebuild`` (ingest: the index is derived data), emptied and made anew.
     """
     path = Path(path)
-    if rebuild and whoosh_index.exists_in(str(path)):
+    if rebuild and _retried(whoosh_index.exists_in, path):
         try:
             return open_index(path)
         except IndexError_:
@@ -139,7 +161,7 @@ def open_index(path: Path, create: bool = False, rebuild: bool = False) -> whoos
                 if child.is_file() or child.is_symlink():
                     child.unlink()
             return open_index(path, create=True)
-    if whoosh_index.exists_in(str(path)):
+    if _retried(whoosh_index.exists_in, path):
         meta = _meta_path(path)
         version = None
         if meta.exists():
@@ -152,7 +174,7 @@ def open_index(path: Path, create: bool = False, rebuild: bool = False) -> whoos
                 f"{path}: index built with schema version {version}, this version needs "
                 f"{SCHEMA_VERSION}; delete the folder and ingest again"
             )
-        return whoosh_index.open_dir(str(path))
+        return _retried(whoosh_index.open_dir, path)
     if not create:
         raise IndexError_(f"{path}: no index here; run 'communiques ingest PATH --index {path}'")
     path.mkdir(parents=True, exist_ok=True)

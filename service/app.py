@@ -138,7 +138,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # take their lemmas from the index's table (an index without one: the light analysis
         # until spaCy is loaded, see analyze_query).
         app.state.ctx.search.warm(wait_for_model=False)
-        yield
+        if settings.api_key:  # writes are possible: their process starts loading now
+            app.state.ctx.writes.start()
+        try:
+            yield
+        finally:
+            app.state.ctx.writes.close()
 
     app = FastAPI(
         lifespan=lifespan,
@@ -205,7 +210,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
         search = app.state.ctx.search
         engine = search.engine()
-        full, warmed = analysis_ready(), search.warmed()
+        full, warmed = analysis_ready(), search.warmed() and app.state.ctx.writes.ready
         # Ready once, ready for good: a new generation after a commit or a publish reads its
         # posting lists ahead too, but every replica does so at the same moment, and taking
         # them all out of a balancer then would stop the service.

@@ -318,6 +318,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from service.context import Settings
+    from service.tcp import HTTP_PROTOCOL
 
     if args.aliases is not None and _serve_aliases(args):
         return 2
@@ -344,7 +345,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         uvicorn.run(
             "service.app:create_app", factory=True, host=args.host, port=args.port,
             workers=args.workers, log_level=args.log_level, access_log=False,
-            proxy_headers=False, forwarded_allow_ips="",
+            proxy_headers=False, forwarded_allow_ips="", http=HTTP_PROTOCOL,
         )
     finally:
         shutil.rmtree(shared, ignore_errors=True)

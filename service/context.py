@@ -13,6 +13,7 @@ from fastapi import Request
 from indexer.schema import default_index_dir, open_index
 from indexer.search import SearchIndex
 from service.limits import DEFAULT_RATES, Rate
+from service.write_process import DEFAULT_NICE, WriteProcess
 
 DEFAULT_MODEL = "var/model.pkl"
 DEFAULT_FEEDBACK = "var/feedback.jsonl"
@@ -72,6 +73,13 @@ class Settings:
     ``X-Forwarded-For`` / ``X-Forwarded-Proto`` are believed. Empty (the default): none, and the
     client is the connection's address."""
 
+    write_nice: int = field(
+        default_factory=lambda: int(os.environ.get("COMMUNIQUES_WRITE_NICE",
+                                                   str(DEFAULT_NICE)))
+    )
+    """How much lower the priority of the API's write process is than the serving worker's
+    (0–19, see :mod:`service.write_process`)."""
+
     def rates(self) -> dict[str, Rate | None]:
         """The rate of each class of route; a malformed value names its variable."""
         rates: dict[str, Rate | None] = {}
@@ -94,6 +102,8 @@ class AppContext:
         self.settings = settings
         self.ix = open_index(settings.index_dir, create=True)
         self.search = SearchIndex(self.ix, path=settings.index_dir)
+        self.writes = WriteProcess(settings.write_nice)
+        """API writes run there, off this worker's interpreter lock."""
         self.lock = threading.Lock()
         self.cache: dict[str, Any] = {}
         """Per-worker objects loaded on first use (the tag model, keyed by its file's mtime)."""

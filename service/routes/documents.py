@@ -4,17 +4,16 @@ from __future__ import annotations
 
 from typing import Annotated
 
-import anyio
-import anyio.to_thread
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from indexer.document import DocumentError, decode_source
+from indexer.document import DocumentError
 from indexer.ids import ID_MAX, ID_RE
-from indexer.ingest import WriteLockBusy, WriteResult, delete_document, upsert_text
+from indexer.ingest import WriteLockBusy
 from service.auth import Caller, require_writer
 from service.context import AppContext, get_context
 from service.openapi import KEY_OPTIONAL, RETRY_AFTER, WRITER_KEY, refusal
+from service.write_process import WriteProcessLost, delete_by_id, write_document
 
 router = APIRouter(prefix="/api/documents", tags=["documents"])
 
@@ -221,26 +220,18 @@ def similar(
     return [SimilarOut.model_validate(d) for d in docs]
 
 
-WRITE_THREADS = 4
-"""API writes run in worker threads, at most this many at a time per worker process (the
-others queue without a thread): however many writes wait for the index's write lock, the
-threads that answer reads stay free."""
-_write_limiter: anyio.CapacityLimiter | None = None
-
-
-def _limiter() -> anyio.CapacityLimiter:
-    global _write_limiter
-    if _write_limiter is None:  # made on the event loop of the worker that uses it
-        _write_limiter = anyio.CapacityLimiter(WRITE_THREADS)
-    return _write_limiter
-
-
-def _busy(exc: WriteLockBusy) -> HTTPException:
+def _busy(exc: Exception) -> HTTPException:
     return HTTPException(status_code=503, detail=str(exc),
                          headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
 
 
 RETRY_AFTER_SECONDS = 2
+
+
+def _index_dir(ctx: AppContext) -> str:
+    """The folder of the index served now (a published link followed: the write goes where
+    the reads come from)."""
+    return str(ctx.search.ix.storage.folder)
 BUSY = {**refusal("The index stayed locked by another writer (an ingest) for "
                   "`COMMUNIQUES_WRITE_WAIT` seconds; nothing was written: send again after "
                   "`Retry-After` seconds.",
@@ -281,28 +272,25 @@ async def put_document(
     README's source rule), and are kept as files under `COMMUNIQUES_DOCUMENTS`. A write waits
     for the index's write lock (an ingest may hold it) up to `COMMUNIQUES_WRITE_WAIT` seconds.
     \f
-    The body is read on the event loop; parsing, analysis and the write run in a worker thread
-    (the write lock may be held by an ingest: this worker meanwhile answers other requests).
+    The body is read on the event loop; parsing, analysis and the write run in the worker's
+    write process (:mod:`service.write_process`): the write lock may be held by an ingest,
+    and a write's CPU must not hold up this worker's reads.
     """
     _check_id(doc_id)
     raw = await request.body()
     if len(raw) > ctx.settings.max_body_bytes:
         raise HTTPException(status_code=413, detail="body too large")
     folder = ctx.settings.documents_dir
-
-    def write() -> WriteResult:
-        source = decode_source(raw, doc_id)
-        return upsert_text(ctx.search.ix, source, doc_id, collection, folder, raw)
-
     try:
-        result = await anyio.to_thread.run_sync(write, limiter=_limiter())
+        result = await ctx.writes.run(write_document, _index_dir(ctx), raw, doc_id, collection,
+                                      str(folder) if folder is not None else None)
     except DocumentError as exc:
         raise HTTPException(status_code=422, detail=exc.reason) from None
-    except WriteLockBusy as exc:
+    except (WriteLockBusy, WriteProcessLost) as exc:
         raise _busy(exc) from None
     ctx.search.changed()
-    doc = result.doc
-    return WriteOut(id=doc.id, status="created" if result.created else "updated", url=doc.url)
+    return WriteOut(id=result.id, status="created" if result.created else "updated",
+                    url=result.url)
 
 
 @router.delete("/{doc_id}", response_model=WriteOut, dependencies=[Depends(require_writer)],
@@ -319,13 +307,13 @@ async def remove_document(doc_id: Annotated[str, DOC_ID],
     """Remove a communiqué from the index, and the file a `PUT` made of it; a file in an
     ingested folder comes back at the next ingest unless it is removed there too.
     \f
-    In a worker thread, like ``PUT``."""
+    In the write process, like ``PUT``."""
     _check_id(doc_id)
+    folder = ctx.settings.documents_dir
     try:
-        found = await anyio.to_thread.run_sync(
-            delete_document, ctx.search.ix, doc_id, ctx.settings.documents_dir,
-            limiter=_limiter())
-    except WriteLockBusy as exc:
+        found = await ctx.writes.run(delete_by_id, _index_dir(ctx), doc_id,
+                                     str(folder) if folder is not None else None)
+    except (WriteLockBusy, WriteProcessLost) as exc:
         raise _busy(exc) from None
     if not found:
         raise HTTPException(status_code=404, detail=f"no document with id {doc_id!r}")
