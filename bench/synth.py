@@ -51,8 +51,10 @@ def load_material(sources: list[Path] | None = None) -> tuple[list[str], list[st
     return sentences, titles, tag_sets
 
 
-def generate(out: Path, n: int, seed: int = 1, body_chars: int = 2500) -> list[Path]:
-    """Write ``n`` documents under ``out/<collection>/``; returns their paths."""
+def generate(out: Path, n: int, seed: int = 1, body_chars: int = 2500,
+             first: int = 0) -> list[Path]:
+    """Write ``n`` documents under ``out/<collection>/``, numbered from ``first`` (so that
+    corpora generated apart can be ingested into one index); returns their paths."""
     rng = random.Random(seed)
     sentences, titles, tag_sets = load_material()
     title_words = [t.split() for t in titles]
@@ -74,10 +76,10 @@ def generate(out: Path, n: int, seed: int = 1, body_chars: int = 2500) -> list[P
         }
         if rng.random() < 0.85 and tag_sets:
             meta["tags"] = rng.choice(tag_sets)
-        collection = COLLECTIONS[i % 3]
+        collection = COLLECTIONS[(first + i) % 3]
         folder = out / collection
         folder.mkdir(parents=True, exist_ok=True)
-        path = folder / f"synth-{i:06d}.md"
+        path = folder / f"synth-{first + i:06d}.md"
         front = yaml.safe_dump(meta, allow_unicode=True, sort_keys=False)
         front = front.replace(f"date: '{meta['date']}'", f"date: {meta['date']}")
         path.write_text(f"---\n{front}---\n\n" + "\n\n".join(paragraphs) + "\n", encoding="utf-8")

@@ -152,18 +152,38 @@ class Built:
 
 def _memory_index(indexname: str) -> Index:
     """An empty index in memory with the index's schema: where a worker writes segments.
-    Its temporary files (posting runs, columns) are in memory too, and its own: Whoosh's
-    in-memory storage would put them in one folder named after the index under the system's
-    temporary folder, shared by every worker of the machine."""
-    from whoosh.filedb.filestore import RamStorage
+
+    Its temporary files (the sorted runs of postings that Whoosh spills when a segment's
+    postings outgrow the writer's memory limit, the columns' scratch files) go to private
+    folders on the worker's disk, removed by :func:`_remove_temporary`: not to Whoosh's
+    in-memory storage, whose files opened "raw" are never kept (a big merge failed with
+    ``NameError: ….run``), nor to Whoosh's default folder named after the index, which every
+    worker of the machine would share."""
+    import tempfile
+
+    from whoosh.filedb.filestore import FileStorage, RamStorage
 
     from indexer.schema import build_schema
 
     class _Private(RamStorage):
-        def temp_storage(self, name: str | None = None) -> RamStorage:  # noqa: ARG002
-            return RamStorage()
+        def __init__(self) -> None:
+            super().__init__()
+            self.temporary: list[str] = []
+
+        def temp_storage(self, name: str | None = None) -> FileStorage:  # noqa: ARG002
+            folder = tempfile.mkdtemp(prefix="communiques-runs-")
+            self.temporary.append(folder)
+            return FileStorage(folder).create()
 
     return _Private().create_index(build_schema(), indexname=indexname)
+
+
+def _remove_temporary(ix: Index) -> None:
+    """Remove the temporary folders of a worker's index (Whoosh leaves the columns' one)."""
+    import shutil
+
+    for folder in getattr(ix.storage, "temporary", []):
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def build_batch(items: Sequence[Item], vocabulary: Vocabulary, indexname: str) -> Built:
@@ -191,7 +211,10 @@ def build_batch(items: Sequence[Item], vocabulary: Vocabulary, indexname: str) -
             ids.append(doc.id)
         return ids
 
-    prepared = prepare_documents(ix, add, WRITER_OPTIONS) if docs else None
+    try:
+        prepared = prepare_documents(ix, add, WRITER_OPTIONS) if docs else None
+    finally:
+        _remove_temporary(ix)
     if prepared is None:
         return Built(None, {}, [], rejected, failed, time.process_time() - cpu)
     return Built(prepared.segment, segment_files(ix.storage, prepared.segment), prepared.ids,
@@ -231,6 +254,7 @@ def merge_parts(parts: Sequence[tuple[object, dict[str, bytes]]], indexname: str
     finally:
         for reader in readers:
             reader.close()
+        _remove_temporary(ix)
     files = segment_files(storage, segment) if segment is not None else {}
     return segment, files, time.process_time() - cpu
 

@@ -338,3 +338,26 @@ def test_consolidation_groups() -> None:
     assert [len(g) for g in groups] == [5, 5, 5, 5]
     assert all(s.n == 12_000 for g in groups for s in g)
     assert len(consolidation_groups(big, 50)) == 5  # the largest and 5 merged: 6 left
+
+
+def test_a_worker_segment_bigger_than_the_writer_memory_spills_to_disk() -> None:
+    """A big merge on a worker outgrows the writer's memory limit: Whoosh then writes sorted
+    runs of postings to the temporary storage and reads them back. In Whoosh's in-memory
+    storage those runs were never kept (``NameError: ….run`` at 2,000 documents); the
+    worker's temporary folder is a private one on its disk, removed at the end."""
+    import tempfile
+
+    from indexer.cluster import _memory_index, _remove_temporary
+    from indexer.segments import _finish_segment
+    from indexer.snapshot import SafeSegmentWriter
+
+    before = set(Path(tempfile.gettempdir()).glob("communiques-runs-*"))
+    ix = _memory_index("MAIN")
+    writer = SafeSegmentWriter(ix, _lk=False, limitmb=0.05)  # spills every ~50 kB
+    for n in range(300):
+        writer.add_document(id=f"d{n}", title=f"Titre {n}",
+                            body=" ".join(f"mot{(n * 7 + k) % 997}" for k in range(60)))
+    segment = _finish_segment(writer)
+    _remove_temporary(ix)
+    assert segment is not None and segment.doc_count_all() == 300
+    assert set(Path(tempfile.gettempdir()).glob("communiques-runs-*")) == before
