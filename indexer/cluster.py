@@ -373,8 +373,15 @@ class RemoteMerges:
         # The segments' files go straight to a worker (scattered), not inside the task
         # through the scheduler. A merge whose worker is lost fails (its input went with it)
         # and is let go: the segments stay as they are.
-        (parts,) = self.client.scatter(
-            [[(seg, segment_files(self.ix.storage, seg)) for seg in chosen]], hash=False)
+        payload = [[(seg, segment_files(self.ix.storage, seg)) for seg in chosen]]
+        for attempt in range(RETRIES + 1):
+            try:
+                (parts,) = self.client.scatter(payload, hash=False)
+                break
+            except OSError:  # the worker chosen died meanwhile (CommClosedError): another
+                if attempt == RETRIES:
+                    raise
+                time.sleep(0.5 * (attempt + 1))
         future = self.client.submit(merge_parts, parts, self.ix.indexname, retries=RETRIES,
                                     priority=10, pure=False, key=f"merge-{ids[0]}")
         parts.release()
