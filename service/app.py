@@ -138,7 +138,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # take their lemmas from the index's table (an index without one: the light analysis
         # until spaCy is loaded, see analyze_query).
         app.state.ctx.search.warm(wait_for_model=False)
-        if settings.api_key:  # writes are possible: their process starts loading now
+        if settings.api_key and settings.write_warm:  # writes possible: their process loads
             app.state.ctx.writes.start()
         try:
             yield

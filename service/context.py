@@ -79,6 +79,11 @@ class Settings:
     )
     """How much lower the priority of the API's write process is than the serving worker's
     (0–19, see :mod:`service.write_process`)."""
+    write_warm: bool = field(
+        default_factory=lambda: os.environ.get("COMMUNIQUES_WRITE_WARM", "1") != "0"
+    )
+    """Start each worker's write process with the worker, spaCy loaded, before ``/health``
+    says ready (the default); ``0``: at the first write, which then waits for it (seconds)."""
 
     def rates(self) -> dict[str, Rate | None]:
         """The rate of each class of route; a malformed value names its variable."""

@@ -89,7 +89,10 @@ class LiveServer:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.workers = workers
-        full_env = {**os.environ, "COMMUNIQUES_INDEX": str(index), **(env or {})}
+        # Write processes start at the first write (7 s less per start of a two-worker
+        # service on a busy machine); tests of writes under load ask for the default.
+        full_env = {**os.environ, "COMMUNIQUES_INDEX": str(index),
+                    "COMMUNIQUES_WRITE_WARM": "0", **(env or {})}
         # ``communiques serve``, as operators start it (several workers share one port).
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "service.cli", "serve", "--index", str(index),

@@ -123,7 +123,7 @@ def test_writes_are_answered_while_reads_go_on(sample_index: Path, tmp_path: Pat
     index = tmp_path / "index"
     shutil.copytree(sample_index, index)
     env = {"COMMUNIQUES_API_KEY": KEY, "COMMUNIQUES_DOCUMENTS": str(tmp_path / "docs"),
-           "COMMUNIQUES_RATE_WRITE": "off"}
+           "COMMUNIQUES_RATE_WRITE": "off", "COMMUNIQUES_WRITE_WARM": "1"}
     server = start_server(index, env=env, workers=2)
     auth = {"Authorization": f"Bearer {KEY}", "Content-Type": "text/markdown"}
     errors: list[str] = []
