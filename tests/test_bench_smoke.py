@@ -32,8 +32,11 @@ def run_bench(*args: str, timeout: int = 300) -> str:
         (("bench.bench_query_analysis", "--synthetic", "150", "--queries-count", "12",
           "--rounds", "1"), "lemma table"),
         (("bench.cluster_ingest", "--n", "20", "--rounds", "1"), "per-core rate"),
+        (("bench.scale_growth", "--sizes", "40,80", "--queries", "12", "--body-chars", "300"),
+         "RSS per worker"),
     ],
-    ids=["search", "ingest", "load", "suggest", "hostile", "query-analysis", "cluster"],
+    ids=["search", "ingest", "load", "suggest", "hostile", "query-analysis", "cluster",
+         "growth"],
 )
 def test_benchmark_smoke(args: tuple[str, ...], expect: str) -> None:
     assert expect in run_bench(*args)
