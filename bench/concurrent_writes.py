@@ -10,6 +10,8 @@ into the same index. Checked at the end, in the index itself: every acknowledged
 there (the last acknowledged version of each document kept, no deleted document, every
 ingested document). Targets: 0 responses 5xx, search p95 <= 100 ms, no request over 1 s.
 The short version (10 s) runs in the test suite: tests/test_concurrent_writes.py.
+``SOAK_LOG=INFO`` lets the service log each request with its time inside the service (to set
+against the client's).
 """
 
 from __future__ import annotations
@@ -63,7 +65,8 @@ def start_service(index: Path, env: dict[str, str], workers: int = 2
     proc = subprocess.Popen(
         [sys.executable, "-m", "service.cli", "serve", "--index", str(index), "--host",
          "127.0.0.1", "--port", str(port), "--workers", str(workers), "--log-level", "warning"],
-        cwd=ROOT, env={**os.environ, "COMMUNIQUES_LOG_LEVEL": os.environ.get("SOAK_LOG", "WARNING"), **env},
+        cwd=ROOT, env={**os.environ,
+                       "COMMUNIQUES_LOG_LEVEL": os.environ.get("SOAK_LOG", "WARNING"), **env},
     )
     deadline = time.monotonic() + 120
     full = 0
