@@ -92,6 +92,15 @@ def ingest_local(index: Path, part: Path) -> tuple[int, float, dict]:
     return added, time.perf_counter() - started, {}
 
 
+def _documents(index: Path) -> int:
+    from indexer.schema import open_index
+
+    try:
+        return open_index(index).doc_count()
+    except Exception:  # noqa: BLE001 - no index yet
+        return 0
+
+
 def disk_mb(folder: Path) -> float:
     return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) / 2**20
 
@@ -123,6 +132,9 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=300)
     parser.add_argument("--body-chars", type=int, default=2500)
     parser.add_argument("--path", choices=("cluster", "local"), default="cluster")
+    parser.add_argument("--reuse", action="store_true",
+                        help="with --workdir: sizes the index already holds are measured "
+                             "again, not rebuilt")
     parser.add_argument("--workdir", type=Path, default=None,
                         help="keep the corpus and index here (default: a temporary folder)")
     args = parser.parse_args()
@@ -136,24 +148,29 @@ def main() -> None:
     try:
         for step, size in enumerate(sizes):
             part = work / f"part{step}"
-            if part.exists():
-                shutil.rmtree(part)
-            started = time.perf_counter()
-            generate(part, size - have, seed=100 + step, body_chars=args.body_chars, first=have)
-            generated = time.perf_counter() - started
             parts.append(part)
-            if args.path == "cluster":
-                added, seconds, figures = ingest_step(index, part, args.workers)
+            if args.reuse and _documents(index) >= size:
+                rate = "– (built before)"  # measured again only
             else:
-                added, seconds, figures = ingest_local(index, part)
+                if part.exists():
+                    shutil.rmtree(part)
+                started = time.perf_counter()
+                generate(part, size - have, seed=100 + step, body_chars=args.body_chars,
+                         first=have)
+                generated = time.perf_counter() - started
+                if args.path == "cluster":
+                    added, seconds, figures = ingest_step(index, part, args.workers)
+                else:
+                    added, seconds, figures = ingest_local(index, part)
+                rate = f"{added / seconds:.0f} ({args.path})"
+                print(f"{size:,}: generated in {generated:.0f} s, ingested {added:,} in "
+                      f"{seconds:.0f} s ({added / seconds:.0f} docs/s) {figures}", flush=True)
             have = size
-            print(f"{size:,}: generated in {generated:.0f} s, ingested {added:,} in "
-                  f"{seconds:.0f} s ({added / seconds:.0f} docs/s) {figures}", flush=True)
             reqs = workload(sample_docs(parts, 3000), args.queries)
             inside = in_process(index, reqs)
             served = http_run(index, reqs)
             rows.append([
-                f"{size:,}", f"{added / seconds:.0f} ({args.path})", f"{disk_mb(index):,.0f}",
+                f"{size:,}", rate, f"{disk_mb(index):,.0f}",
                 " / ".join(f"{percentile(inside, q):.1f}" for q in (50, 95, 99)),
                 " / ".join(f"{percentile(served['http'], q):.1f}" for q in (50, 95, 99)),
                 f"{percentile(served['auto'], 95):.1f}",
