@@ -133,8 +133,8 @@ def main() -> None:
     parser.add_argument("--body-chars", type=int, default=2500)
     parser.add_argument("--path", choices=("cluster", "local"), default="cluster")
     parser.add_argument("--reuse", action="store_true",
-                        help="with --workdir: sizes the index already holds are measured "
-                             "again, not rebuilt")
+                        help="with --workdir: an index already holding a size is measured "
+                             "again, not rebuilt (give that size alone)")
     parser.add_argument("--workdir", type=Path, default=None,
                         help="keep the corpus and index here (default: a temporary folder)")
     args = parser.parse_args()
@@ -166,7 +166,8 @@ def main() -> None:
                 print(f"{size:,}: generated in {generated:.0f} s, ingested {added:,} in "
                       f"{seconds:.0f} s ({added / seconds:.0f} docs/s) {figures}", flush=True)
             have = size
-            reqs = workload(sample_docs(parts, 3000), args.queries)
+            indexed = sorted(work.glob("part*")) if args.reuse else parts
+            reqs = workload(sample_docs(indexed, 3000), args.queries)
             inside = in_process(index, reqs)
             served = http_run(index, reqs)
             rows.append([
