@@ -351,13 +351,14 @@ def test_a_worker_segment_bigger_than_the_writer_memory_spills_to_disk() -> None
     from indexer.segments import _finish_segment
     from indexer.snapshot import SafeSegmentWriter
 
-    before = set(Path(tempfile.gettempdir()).glob("communiques-runs-*"))
     ix = _memory_index("MAIN")
     writer = SafeSegmentWriter(ix, _lk=False, limitmb=0.05)  # spills every ~50 kB
     for n in range(300):
         writer.add_document(id=f"d{n}", title=f"Titre {n}",
                             body=" ".join(f"mot{(n * 7 + k) % 997}" for k in range(60)))
     segment = _finish_segment(writer)
+    made = list(ix.storage.temporary)  # its own folders (other workers may have theirs)
     _remove_temporary(ix)
     assert segment is not None and segment.doc_count_all() == 300
-    assert set(Path(tempfile.gettempdir()).glob("communiques-runs-*")) == before
+    assert made and all(Path(folder).parent == Path(tempfile.gettempdir()) for folder in made)
+    assert not any(Path(folder).exists() for folder in made)
