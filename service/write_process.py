@@ -8,8 +8,9 @@ process at ``nice`` :data:`DEFAULT_NICE`, the serving worker only awaits the ans
 operating system gives the cores to reads first; writes take what is left, which under a
 read load of a few hundred requests a second is plenty.
 
-One child per serving worker, started with the worker and warmed (spaCy loaded) in the
-background; writes queue to it in order. The index's write lock still orders writes between
+One child per serving worker, started with the worker and warmed (spaCy loaded) before
+``/health`` says ready (``COMMUNIQUES_WRITE_WARM=0``: at the first write); writes queue to it
+in order. The index's write lock still orders writes between
 the children of all workers and any ``ingest``: the rules of :func:`indexer.ingest.upsert_text`
 are unchanged. A child that dies (killed, out of memory) fails the writes it held with
 :class:`WriteProcessLost` (the API answers 503 with ``Retry-After``) and is replaced at the
@@ -143,8 +144,8 @@ class WriteProcess:
                 if self._pool is pool:
                     self._pool = None
             pool.shutdown(wait=False, cancel_futures=True)
-            raise WriteProcessLost("the write process stopped before answering; "
-                                   "nothing more was written: send again") from None
+            raise WriteProcessLost("the write process stopped before answering; send the "
+                                   "write again (PUT and DELETE may be repeated)") from None
 
     def close(self) -> None:
         """Let the child finish the write it holds, then stop it."""
