@@ -62,10 +62,11 @@ def test_a_dead_write_process_fails_its_write_and_is_replaced() -> None:
 
 
 def test_the_write_process_runs_at_a_lower_priority() -> None:
+    if os.nice(0) > 15:  # a niced test run (CI): no lower priority left to observe
+        pytest.skip(f"this test run is already at nice {os.nice(0)}")
     writes = WriteProcess(nice=4)
     try:
-        # (No higher than 19: a test run may itself be niced.)
-        assert asyncio.run(writes.run(os.nice, 0)) == min(19, os.nice(0) + 4)
+        assert asyncio.run(writes.run(os.nice, 0)) == os.nice(0) + 4
     finally:
         writes.close()
 
