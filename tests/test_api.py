@@ -196,7 +196,7 @@ def test_writes_need_the_key_and_payloads_come_back_escaped(live_server: str) ->
     assert httpx.put(url, content=HOSTILE, headers=headers).status_code == 401
     bad_key = {**headers, "Authorization": "Bearer wrong"}
     assert httpx.put(url, content=HOSTILE, headers=bad_key).status_code == 401
-    r = httpx.put(url, content=HOSTILE, headers={**headers, **KEY})
+    r = httpx.put(url, content=HOSTILE, headers={**headers, **KEY}, timeout=60)
     assert r.status_code == 200 and r.json()["status"] == "created", r.text
     data = search(live_server, q="zorglub ")
     hit = data["hits"][0]
@@ -210,10 +210,10 @@ def test_writes_need_the_key_and_payloads_come_back_escaped(live_server: str) ->
     body = get(live_server, "/api/documents/alerte-zorglub").json()["body"]
     assert unmark(hit["snippet_html"]).strip(" …") in body
     # validation errors name the field
-    r = httpx.put(url, content="---\ndate: 2020-01-01\n---\n", headers={**headers, **KEY})
+    r = httpx.put(url, content="---\ndate: 2020-01-01\n---\n", headers={**headers, **KEY}, timeout=60)
     assert r.status_code == 422 and "title" in r.json()["detail"]
     assert httpx.delete(url).status_code == 401
-    assert httpx.delete(url, headers=KEY).status_code == 200
+    assert httpx.delete(url, headers=KEY, timeout=60).status_code == 200
     assert search(live_server, q="zorglub ")["total"] == 0
 
 
