@@ -1,6 +1,6 @@
 """Search-box latency of two versions of the code on one index, query by query.
 
-    python -m bench.ab_latency --base-code DIR [--n 10000] [--work DIR] [--own-index]
+    python -m bench.ab_latency --base-code DIR [--n 10000] [--work DIR] [--own-index] [--passes 2]
 
 A synthetic corpus of ``--n`` documents is indexed once (light analysis); two worker
 processes, one running this checkout and one running ``--base-code`` (an older checkout,
@@ -9,7 +9,9 @@ e.g. ``git worktree add /tmp/base <commit>``), answer the same search-box worklo
 requests. Both see the same machine load, so the comparison holds on a busy machine where
 absolute figures do not; each also reports the CPU time of its requests (its own process's,
 which the other jobs of the machine do not add to). With ``--own-index`` (versions whose
-index formats differ), each version indexes the corpus with its own code.
+index formats differ), each version indexes the corpus with its own code. With ``--passes 2``,
+the workload runs again: the first pass reads the posting lists its words need for the first
+time, the second shows the steady state of a worker whose lists are in memory.
 """
 
 from __future__ import annotations
@@ -66,6 +68,8 @@ def main() -> int:
     ap.add_argument("--work", type=Path, help="keep the corpus and index here")
     ap.add_argument("--own-index", action="store_true",
                     help="each version indexes the corpus with its own code")
+    ap.add_argument("--passes", type=int, default=1,
+                    help="run the workload this many times (a row a pass)")
     args = ap.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="ab-latency-"))
     src = work / "corpus"
@@ -99,24 +103,25 @@ def main() -> int:
         for n in codes:
             ask(n, r)
     autos = [{"auto": r["q"].strip()[: max(3, len(r["q"].strip()) // 2)]} for r in reqs]
-    times: dict[str, dict[str, list[float]]] = {
-        n: {k: [] for k in ("ms", "cpu", "auto ms", "auto cpu")} for n in codes}
-    other = 0
-    for i, r in enumerate(reqs + autos):
-        for n in (list(codes) if i % 2 else list(codes)[::-1]):
-            out = ask(n, r)
-            prefix = "auto " if "auto" in r else ""
-            times[n][prefix + "ms"].append(out["ms"])
-            times[n][prefix + "cpu"].append(out["cpu"])
-            if n == "this" and any(x.startswith("cherché aussi") for x in out["notes"]):
-                other += 1
-    print("| version | search p50/p95/p99 ms | search CPU p50/p95/p99 ms | "
+    print("| pass | version | search p50/p95/p99 ms | search CPU p50/p95/p99 ms | "
           "autocomplete p50/p95/p99 ms | autocomplete CPU p50/p95/p99 ms |")
-    print("|---|---|---|---|---|")
-    for n, t in times.items():
-        cells = [" / ".join(f"{percentile(t[k], q):.1f}" for q in (50, 95, 99))
-                 for k in ("ms", "cpu", "auto ms", "auto cpu")]
-        print(f"| {n} | " + " | ".join(cells) + " |")
+    print("|---|---|---|---|---|---|")
+    for run in range(1, args.passes + 1):
+        times: dict[str, dict[str, list[float]]] = {
+            n: {k: [] for k in ("ms", "cpu", "auto ms", "auto cpu")} for n in codes}
+        other = 0
+        for i, r in enumerate(reqs + autos):
+            for n in (list(codes) if i % 2 else list(codes)[::-1]):
+                out = ask(n, r)
+                prefix = "auto " if "auto" in r else ""
+                times[n][prefix + "ms"].append(out["ms"])
+                times[n][prefix + "cpu"].append(out["cpu"])
+                if n == "this" and any(x.startswith("cherché aussi") for x in out["notes"]):
+                    other += 1
+        for n, t in times.items():
+            cells = [" / ".join(f"{percentile(t[k], q):.1f}" for q in (50, 95, 99))
+                     for k in ("ms", "cpu", "auto ms", "auto cpu")]
+            print(f"| {run} | {n} | " + " | ".join(cells) + " |", flush=True)
     print(f"queries read another way too (this): {other} of {len(reqs)}")
     for p in procs.values():
         p.stdin.close()

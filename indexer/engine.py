@@ -22,7 +22,7 @@ import os
 import struct
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -32,6 +32,7 @@ from whoosh import query as wq
 from whoosh.reading import IndexReader
 from whoosh.searching import Searcher
 
+from indexer import highlight
 from indexer.analysis import PAIR_SEPARATOR, STEM_PREFIX, written_forms
 from indexer.columns import SegmentColumns, assemble, deleted_of, read_segment
 from indexer.schema import LEMMA_FIELD, TEXT_FIELDS
@@ -606,14 +607,15 @@ class Engine:
         return out
 
     def preload(self, open_reader: Callable[[], IndexReader],
-                current: Callable[[], bool] = lambda: True) -> int:
+                current: Callable[[], bool] = lambda: True, texts: int = 0) -> int:
         """Read the longest posting lists ahead of the first queries that need them, longest
         first, until half the posting budget is used; returns how many were read.
 
         Runs in a background thread with its own reader of this generation, from
         ``open_reader`` (requests never wait on it for the lock), and stops as soon as ``current()`` says that a newer
         generation has replaced this one. Lists of segments already read by an earlier
-        generation are in :attr:`segments` and cost nothing."""
+        generation are in :attr:`segments` and cost nothing. Then, with ``texts``, the words
+        of that many of the newest documents are analysed for highlighting."""
         count = 0
         reader = None
         try:
@@ -633,11 +635,33 @@ class Engine:
                         own = [leaf for leaf, _ in reader.leaf_readers()]
                     self.segments.put(key, self._read(own[leaf_index], offset, fieldname, term))
                     count += 1
+            if texts and current():
+                if reader is None:
+                    reader = open_reader()
+                self._learn_texts(reader, texts, current)
         finally:
             if reader is not None:
                 reader.close()
             self.preloaded.set()
         return count
+
+    def _learn_texts(self, reader: IndexReader, texts: int, current: Callable[[], bool]) -> None:
+        """Have highlighting analyse the words of the ``texts`` newest documents ahead (see
+        :func:`indexer.highlight.learn`), with the read-ahead reader; once a process: the table
+        of words outlives generations."""
+        if highlight.learnt_once() or reader.generation() != self.generation:
+            return
+        ts = np.where(np.isnan(self.timestamp) | ~self.live, -np.inf, self.timestamp)
+        newest = np.argsort(-ts, kind="stable")[: min(texts, self.doc_count)]
+
+        def stored() -> Iterator[str]:
+            for docnum in newest.tolist():
+                if not current():
+                    return
+                f = reader.stored_fields(docnum)
+                yield "\n".join(f.get(k, "") for k in ("title", "chapeau", "body"))
+
+        highlight.learn(stored())
 
     # --- scoring -----------------------------------------------------------------------------
 

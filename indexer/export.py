@@ -16,6 +16,7 @@ import io
 import json
 import tempfile
 from collections.abc import Iterable, Iterator
+from functools import lru_cache
 from pathlib import PurePosixPath, PureWindowsPath
 from typing import IO, Any
 
@@ -51,11 +52,13 @@ def spreadsheet_safe(value: str) -> str:
     return value
 
 
+@lru_cache(maxsize=16_384)
 def public_path(path: str, collection: str) -> str:
     """A document's source path relative to the corpus root, never the server's own path.
 
     The part from the collection's folder on (``_communiques/2020/x.md``,
     ``communiques/x.md``); the file's name alone when no folder names the collection.
+    Cached: every hit of every page asks it.
     """
     if not path:
         return ""

@@ -3,38 +3,120 @@
 The matcher compares the cheap :func:`~indexer.analysis.light_words` forms (folded surface and
 stem, with the original offsets) against the terms the query actually used, so highlights land
 on the words a visitor typed, in any inflection, in well under a millisecond per hit.
+
+Why an inverted table of the tokens seen: a page of ten hits holds about a thousand distinct
+tokens, and judging each against the query was most of a search's time. Every raw token met
+is analysed once (:data:`_SEEN`) and filed under its terms and stem; a query then looks up the
+few tokens that can match it, and a hit's text is only split and scanned for those.
 """
 
 from __future__ import annotations
 
 import html
-import re
+import threading
+from bisect import bisect_left
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from itertools import accumulate
 
-from indexer.analysis import _LIGHT_TOKEN, Word, _word_parts
+from indexer.analysis import _LIGHT_TOKEN, _word_parts
 
 SNIPPET_WORDS = 30
 
-Forms = tuple[tuple[str, ...], str | None, int, int]
-"""A raw light token's plain terms, stem, and where its word stands in it (offset, length:
-without an elision or edge punctuation)."""
-_FORMS: dict[str, Forms | None] = {}
-"""Raw light token → its :data:`Forms` (None for a stop word): what highlighting looks up for
-every word of every hit, kept in a plain dictionary (a lookup costs a fraction of the
-analysis cache's)."""
-_FORMS_KEPT = 200_000
-_UNSEEN = object()
+Piece = tuple[tuple[str, ...], str | None, int, int]
+"""A word of a token: its plain terms, its stem, and where it stands in the token (offset,
+length: without an elision or edge punctuation)."""
+Pieces = tuple[Piece, ...]
+"""The words of a token between spaces, as the light tokenizer finds them (most tokens: one;
+``<b>État</b>`` or ``État,Région``: several; a stop word or punctuation: none)."""
+Found = tuple[str, tuple[tuple[int, int], ...]]
+"""A token that matches: the key of the query word it matches (its stem, else its first plain
+term), and where its matching words stand in it."""
+
+_HEAD = 3
+"""Prefix queries look tokens up by the first letters of their terms."""
 
 
-def _forms(raw: str) -> Forms | None:
-    parts = _word_parts(raw, None)
-    forms = None if parts is None else (parts[2], parts[3], parts[1], len(parts[0]))
-    if len(_FORMS) >= _FORMS_KEPT:
-        _FORMS.clear()
-    _FORMS[raw] = forms
-    return forms
+class _Seen:
+    """Every token between spaces analysed so far, its :data:`Pieces`, and the tables a query reads:
+    term or stem → tokens, the first :data:`_HEAD` letters of a term → tokens, and the tokens in
+    the order they were added (a query in progress catches up on the tokens other threads
+    added meanwhile). Bounded: cleared whole when :data:`KEPT` tokens are held."""
+
+    KEPT = 200_000
+
+    def __init__(self) -> None:
+        self.forms: dict[str, Pieces] = {}
+        self.by_key: dict[str, list[str]] = {}
+        self.by_head: dict[str, list[str]] = {}
+        self.added: list[str] = []
+        self.generation = 0
+        self._lock = threading.Lock()
+
+    def add(self, raws: set[str]) -> None:
+        """Analyse and file the tokens not seen yet."""
+        with self._lock:
+            if len(self.forms) + len(raws) > self.KEPT:
+                self.forms, self.by_key, self.by_head, self.added = {}, {}, {}, []
+                self.generation += 1
+            forms, by_key, by_head, added = self.forms, self.by_key, self.by_head, self.added
+            for raw in raws:
+                if raw in forms:
+                    continue
+                pieces = forms[raw] = _pieces(raw)
+                if not pieces:
+                    continue
+                keys: set[str] = set()
+                heads: set[str] = set()
+                for terms, stem, _, _ in pieces:
+                    keys.update(terms)
+                    if stem is not None:
+                        keys.add(stem)
+                    heads.update(t[:_HEAD] for t in terms)
+                for key in keys:
+                    by_key.setdefault(key, []).append(raw)
+                for head in heads:
+                    by_head.setdefault(head, []).append(raw)
+                added.append(raw)
+
+
+def _pieces(raw: str) -> Pieces:
+    """The words of a token between spaces: those of the light tokenizer, each analysed by the
+    shared analysis (so a highlight marks what the index would have indexed)."""
+    out = []
+    for m in _LIGHT_TOKEN.finditer(raw):
+        parts = _word_parts(m.group(), None)
+        if parts is not None:
+            out.append((parts[2], parts[3], m.start() + parts[1], len(parts[0])))
+    return tuple(out)
+
+
+_SEEN = _Seen()
+
+
+_LEARNT_ONCE = threading.Lock()
+
+
+def learnt_once() -> bool:
+    """False the first time it is asked in a process, True after: the words of the newest
+    documents are learnt ahead once, by the first generation's read-ahead."""
+    return not _LEARNT_ONCE.acquire(blocking=False)
+
+
+def learn(texts: Iterable[str]) -> int:
+    """Analyse ahead the words of texts that hits will show (the newest documents, read with
+    the longest posting lists after start-up): a word's first analysis (its stem above all)
+    is most of what a snippet costs the first time. Returns how many new tokens were filed;
+    stops adding once the table is full, so that it is never cleared by this."""
+    count = 0
+    for text in texts:
+        new = set(text.split()).difference(_SEEN.forms)
+        if len(_SEEN.forms) + len(new) > _SEEN.KEPT // 2:
+            break
+        _SEEN.add(new)
+        count += len(new)
+    return count
+
+
 
 
 @dataclass
@@ -44,74 +126,72 @@ class MatchSet:
     terms: set[str] = field(default_factory=set)
     stems: set[str] = field(default_factory=set)
     prefixes: set[str] = field(default_factory=set)
-    _judged: dict[str, str | None] | None = field(default=None, repr=False, compare=False)
-    _judged_state: tuple[int, int, int] = field(default=(0, 0, 0), repr=False, compare=False)
+    _matched: dict[str, Found] | None = field(default=None, repr=False, compare=False)
+    _state: tuple[int, int, int] = field(default=(0, 0, 0), repr=False, compare=False)
+    _upto: tuple[int, int] = field(default=(0, 0), repr=False, compare=False)
 
     def __bool__(self) -> bool:
         return bool(self.terms or self.stems or self.prefixes)
 
-    def matches(self, word: Word) -> bool:
-        return self.matches_forms(word.terms, word.stem)
-
-    def matches_forms(self, terms: tuple[str, ...], stem: str | None) -> bool:
-        if stem and stem in self.stems:
-            return True
+    def found(self, pieces: Pieces | None) -> Found | None:
+        """What of a token's words match the query, or None."""
+        if not pieces or not self:
+            return None
+        key, spans = None, []
         prefixes = tuple(self.prefixes)
-        return any(t in self.terms or (prefixes and t.startswith(prefixes)) for t in terms)
+        for terms, stem, offset, length in pieces:
+            if (stem is not None and stem in self.stems) or not self.terms.isdisjoint(terms) or (
+                    prefixes and any(t.startswith(prefixes) for t in terms)):
+                key = key or stem or terms[0]
+                spans.append((offset, length))
+        return (key, tuple(spans)) if key else None
 
-    def judge(self, tokens: Iterable[str]) -> dict[str, str | None]:
-        """Raw light tokens → the key of the query word each matches (its stem, else its
-        folded form), or None: judged once per token and kept for the next texts of the same
-        query (the match set must not change meanwhile: it is complete once parsed)."""
-        state = (len(self.terms), len(self.stems), len(self.prefixes))
-        if self._judged is None or self._judged_state != state:
-            self._judged, self._judged_state = {}, state
-        judged = self._judged
-        new = set(tokens).difference(judged)
+    def matched(self, raws: set[str]) -> dict[str, Found]:
+        """Tokens between spaces → what matches in them, for every token of ``raws`` that
+        matches, and others (absent: no match). Built from the tables of :data:`_SEEN` once
+        per query (the match set must not change meanwhile: it is complete once parsed), then
+        kept up to date with the tokens added since."""
+        seen = _SEEN
+        new = raws.difference(seen.forms)
         if new:
-            terms_set, stems = self.terms, self.stems
-            prefixes = tuple(self.prefixes)
-            on = bool(self)
-            for raw in new:
-                forms = _FORMS.get(raw, _UNSEEN)
-                if forms is _UNSEEN:
-                    forms = _forms(raw)
-                if not on or forms is None:
-                    judged[raw] = None
-                    continue
-                terms, stem = forms[0], forms[1]
-                if stem is not None and stem in stems:
-                    hit = True
-                elif len(terms) == 1:  # most words: one plain term, no generator needed
-                    hit = terms[0] in terms_set or bool(prefixes and terms[0].startswith(prefixes))
-                else:
-                    hit = not terms_set.isdisjoint(terms) or bool(
-                        prefixes and any(t.startswith(prefixes) for t in terms))
-                judged[raw] = (stem or terms[0]) if hit else None
-        return judged
+            seen.add(new)
+        state = (len(self.terms), len(self.stems), len(self.prefixes))
+        if self._matched is None or self._state != state:
+            self._matched, self._state = {}, state
+            self._upto = (seen.generation, len(seen.added))
+            self._judge(self._candidates(seen))
+        generation, upto = self._upto
+        if generation != seen.generation:
+            upto = 0
+        added = seen.added
+        if len(added) > upto:
+            self._upto = (seen.generation, len(added))
+            self._judge(added[upto:])
+        return self._matched
 
-    def matcher(self):  # noqa: ANN201 - Callable[[tuple[str, ...], str | None], bool]
-        """:meth:`matches_forms` memoised on the surface form, for scanning many hits' text:
-        the same words recur, and a snippet checks every word of a hit's body."""
-        memo: dict[str, bool] = {}
-        prefixes = tuple(self.prefixes)
-        terms_set, stems = self.terms, self.stems
+    def _candidates(self, seen: _Seen) -> set[str]:
+        """The tokens seen so far that can match: filed under one of the query's terms or
+        stems, or under the first letters of one of its prefixes."""
+        found: set[str] = set()
+        for key in self.terms | self.stems:
+            found.update(seen.by_key.get(key, ()))
+        short = tuple(p for p in self.prefixes if len(p) < _HEAD)
+        for p in self.prefixes:
+            if len(p) >= _HEAD:
+                found.update(seen.by_head.get(p[:_HEAD], ()))
+        if short:
+            for head in list(seen.by_head):
+                if head.startswith(short):
+                    found.update(seen.by_head.get(head, ()))
+        return found
 
-        def check(terms: tuple[str, ...], stem: str | None) -> bool:
-            hit = memo.get(terms[0])
-            if hit is None:
-                hit = bool(stem and stem in stems) or any(
-                    t in terms_set or (prefixes and t.startswith(prefixes)) for t in terms
-                )
-                memo[terms[0]] = hit
-            return hit
-
-        return check
-
-
-_TOKEN_SPLIT = re.compile(f"({_LIGHT_TOKEN.pattern})")
-"""The light tokenizer as a splitter: ``split`` gives gaps and tokens in one C-level pass, and
-the tokens' offsets follow from the lengths (no match object per token)."""
+    def _judge(self, raws: list[str] | set[str]) -> None:
+        matched, forms = self._matched, _SEEN.forms
+        assert matched is not None
+        for raw in raws:
+            hit = self.found(forms.get(raw))
+            if hit is not None:
+                matched[raw] = hit
 
 
 def _render(text: str, spans: list[tuple[int, int]], start: int = 0, end: int | None = None) -> str:
@@ -128,24 +208,66 @@ def _render(text: str, spans: list[tuple[int, int]], start: int = 0, end: int | 
     return "".join(out)
 
 
+def _spans(found: Found, begin: int) -> list[tuple[int, int]]:
+    """Where the matching words of a token starting at ``begin`` stand, without elision or
+    punctuation: ``l’<mark>État</mark>,``."""
+    return [(begin + offset, begin + offset + length) for offset, length in found[1]]
+
+
+def _positions(raws: list[str], match: MatchSet) -> list[int]:
+    """Where in ``raws`` the tokens that match stand, in order: looked for with ``list.index``
+    (a C-level scan a matching token; a few tokens match, hundreds do not)."""
+    distinct = set(raws)
+    matched = match.matched(distinct)
+    at: list[int] = []
+    for raw in distinct.intersection(matched):
+        i = raws.index(raw)
+        while True:
+            at.append(i)
+            try:
+                i = raws.index(raw, i + 1)
+            except ValueError:
+                break
+    at.sort()
+    return at
+
+
+def _offset(text: str, raws: list[str], k: int) -> int:
+    """Where token ``k`` of ``text.split()`` starts: the first place its text is found past
+    the length of the tokens before it (a space at least each) that starts a token and has
+    exactly ``k`` tokens before it."""
+    if k == 0:
+        return len(text) - len(text.lstrip())
+    pos = sum(map(len, raws[:k])) + k
+    while True:
+        pos = text.find(raws[k], pos)
+        if text[pos - 1].isspace() and len(text[:pos].split()) == k:
+            return pos
+        pos += 1
+
+
+def _starts(text: str, raws: list[str], lo: int, hi: int) -> list[int]:
+    """Where tokens ``lo`` to ``hi - 1`` of ``text.split()`` start."""
+    pos = _offset(text, raws, lo)
+    out = [pos]
+    for k in range(lo + 1, hi):
+        pos = text.find(raws[k], pos + len(raws[k - 1]))
+        out.append(pos)
+    return out
+
+
 def highlight(text: str, match: MatchSet) -> str:
-    """The whole text, escaped, with matched words in ``<mark>`` (the words of
-    :func:`~indexer.analysis.light_words`, without their elision: ``l’<mark>État</mark>``)."""
-    if not match:
+    """The whole text, escaped, with matched words in ``<mark>`` (without their elision or
+    punctuation: ``l’<mark>État</mark>,``)."""
+    raws = text.split()
+    if not match or not raws:
         return _render(text, [])
-    parts = _TOKEN_SPLIT.split(text)
-    raws = parts[1::2]
-    judged = match.judge(raws)
-    spans = []
-    pos = 0
-    for k, raw in enumerate(raws):
-        pos += len(parts[2 * k])
-        forms = _FORMS.get(raw) or _forms(raw) if judged[raw] is not None else None
-        if forms is not None:
-            begin = pos + forms[2]
-            spans.append((begin, begin + forms[3]))
-        pos += len(raw)
-    return _render(text, spans)
+    at = _positions(raws, match)
+    if not at:
+        return _render(text, [])
+    starts = _starts(text, raws, 0, at[-1] + 1)
+    matched = match._matched or {}
+    return _render(text, [s for j in at for s in _spans(matched[raws[j]], starts[j])])
 
 
 def snippet(text: str, match: MatchSet, size: int = SNIPPET_WORDS) -> tuple[str, int]:
@@ -154,37 +276,36 @@ def snippet(text: str, match: MatchSet, size: int = SNIPPET_WORDS) -> tuple[str,
     Best = most distinct query words, then most matches; the passage starts a few words before
     the first match so it reads naturally.
 
-    Every word of the text is looked at (the light tokenizer's words, as :func:`light_forms`
-    gives them), but each distinct token is judged once per query (see
-    :meth:`MatchSet.judge`): the hits of one page share most of their words.
+    Why words between spaces: ``str.split`` is a tenth of the cost of a regular expression
+    over a hit's text (Python's ``re`` was most of a snippet's time); each token's word is
+    then what the analysis keeps of it (:func:`~indexer.analysis._word_parts`: elision and
+    punctuation dropped, compounds in parts). Only the tokens that match are looked at (see
+    :meth:`MatchSet.matched`), and only the chosen passage's offsets are computed.
     """
-    parts = _TOKEN_SPLIT.split(text)
-    raws = parts[1::2]
-    if not raws:
-        return html.escape(text[:300]), 0
-    ends = list(accumulate(map(len, parts)))  # token k spans ends[2k]:ends[2k + 1]
-    judged = match.judge(raws)
-    # Per token: None, or the key of the query word it matches (its stem, else its form).
-    keys = [judged[r] for r in raws]
-    best_start, best_score = 0, (0, 0)
+    raws = text.split()
     n = len(raws)
-    for i, key in enumerate(keys):
-        if key is None:
-            continue
+    if not n:
+        return html.escape(text[:300]), 0
+    at = _positions(raws, match) if match else []
+    matched = match._matched or {}
+    keys = [matched[raws[i]][0] for i in at]
+    best_start, best_score = 0, (0, 0)
+    for i in at:
         lo = max(0, i - 3)
-        window = keys[lo : min(n, lo + size)]
+        a, b = bisect_left(at, lo), bisect_left(at, lo + size)
         # Distinct query words count first: two different words beat one word repeated.
-        found = [k for k in window if k is not None]
-        score = (len(set(found)), len(found))
+        score = (len(set(keys[a:b])), b - a)
         if score > best_score:
             best_start, best_score = lo, score
     lo = best_start
     hi = min(n, lo + size)
     if hi - lo < size:
         lo = max(0, hi - size)
-    start = 0 if lo == 0 else ends[2 * lo]
-    end = len(text) if hi == n else ends[2 * hi - 1]
-    spans = [(ends[2 * j], ends[2 * j + 1]) for j in range(lo, hi) if keys[j] is not None]
+    starts = _starts(text, raws, lo, hi)
+    start = 0 if lo == 0 else starts[0]
+    end = len(text) if hi == n else starts[-1] + len(raws[hi - 1])
+    spans = [s for j in at[bisect_left(at, lo) : bisect_left(at, hi)]
+             for s in _spans(matched[raws[j]], starts[j - lo])]
     body = " ".join(_render(text, spans, start, end).split())
     prefix = "… " if start > 0 else ""
     suffix = " …" if end < len(text) else ""

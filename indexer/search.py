@@ -69,6 +69,9 @@ KEY_TERMS_CACHED = 4096
 """Documents whose key terms (for "similar") a worker keeps (a few KB each)."""
 MAX_WINDOW = 10_000
 """page × size may not reach past this: deep pages are for the export."""
+WARM_TEXTS = 2_000
+"""The newest documents whose words highlighting analyses ahead, after start-up (a hit's
+words analysed for the first time were most of its snippet's cost)."""
 
 
 class SearchError(ValueError):
@@ -264,7 +267,8 @@ class SearchIndex:
             engine.preloaded.set()
             return
         threading.Thread(
-            target=engine.preload, args=(partial(open_reader, self.ix), lambda: self._engine is engine),
+            target=engine.preload,
+            args=(partial(open_reader, self.ix), lambda: self._engine is engine, WARM_TEXTS),
             name="postings-preload", daemon=True,
         ).start()
 
