@@ -147,7 +147,7 @@ class TagSuggester(BaseEstimator):
 
     # --- training ------------------------------------------------------------------------------
 
-    def _analysed(self, X: Sequence[Any], analysis: str | None = None,  # noqa: N803
+    def _analysed(self, X: Sequence[Any], analysis: str | None = None,
                   lemmas: dict[str, str] | None = None) -> list[AnalysedDraft]:
         """Analyse what is not analysed yet (or was analysed another way), in one batch:
         ``analysis`` (default: how this model reads drafts) with ``lemmas`` (default: the
