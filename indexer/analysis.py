@@ -357,6 +357,13 @@ def _lemma_term(text: str, terms: tuple[str, ...]) -> str:
     return ""
 
 
+def word_lemma(w: Word) -> str:
+    """The lemma an analysed word carries beyond what its surface form gives ('' when none):
+    what :func:`learnt_words` would have to be told to rebuild the same word from its light
+    form."""
+    return _lemma_term(w.text, w.terms)
+
+
 def lemma_pairs(fields: Iterable[Sequence[Word]]) -> list[str]:
     """Every distinct (folded surface form, lemma) pair of a document's analysed words, as
     terms of :data:`indexer.schema.LEMMA_FIELD` (the lemma empty when the analysis gave none

@@ -457,9 +457,13 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _analysis_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--analysis", choices=("full", "light"), default="full",
-                   help="full: spaCy lemmas (default); light: regex forms and stems, no spaCy "
-                   "at suggestion time (faster, slightly less accurate)")
+    from models.draft import ANALYSES
+
+    p.add_argument("--analysis", choices=ANALYSES, default="table",
+                   help="how drafts are read at suggestion time (training always reads the "
+                   "full analysis). table (default): regex words, each with the lemma its form "
+                   "took in the training documents, no spaCy at suggestion time; full: spaCy "
+                   "on each draft; light: regex forms and stems only, for training too")
 
 
 def _handler(command: str, func: Any) -> Any:  # noqa: ANN401 - a command handler

@@ -8,11 +8,12 @@ word means the same as a search for that word.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from indexer.analysis import Word, analyze_many, light_words
+from indexer.analysis import Word, analyze_many, learnt_words, light_words, word_lemma
 
 MAX_DRAFT_CHARS = 20_000
 """Only this much of a draft's text is analysed: real communiqués are 1–4 kB, the tags are decided
@@ -70,24 +71,63 @@ class AnalysedDraft:
     """Which of :data:`ANALYSES` produced the words."""
 
 
-ANALYSES = ("full", "light")
-"""``full``: the shared spaCy analysis (lemmas, surface forms, stems) — what the index uses.
-``light``: the same module's regex path (:func:`indexer.analysis.light_words`: the same folded
-surface forms and stems, no lemmas, no spaCy). About 20 times faster per draft and nearly as
-accurate for tags (stems already merge inflections), for deployments where the latency of a
-first-seen draft matters more than the last point of F1."""
+ANALYSES = ("full", "light", "table")
+"""How a draft is read at suggestion time.
+
+``full``: the shared spaCy analysis (lemmas, surface forms, stems) — what the index uses.
+``table`` (the suggester's default): the same words without spaCy: the regex tokenisation of
+:func:`indexer.analysis.light_words` (folded surface forms and stems), each word given the lemma
+its surface form most often took in the training documents' full analysis (a form → lemma
+table learnt by :func:`learn_lemmas` at ``fit`` and kept in the model), as the search path does
+for queries with the index's table. A model read this way is trained on the full analysis, so
+a draft gets the terms the model learnt from; a form no training document holds keeps its
+surface form and stem. About as fast as ``light``.
+``light``: the regex path alone (same folded surface forms and stems, no lemmas, no spaCy), for
+training as well as for drafts."""
+
+TRAINED_ON = {"full": "full", "table": "full", "light": "light"}
+"""The analysis of the training documents for each way of reading drafts."""
+
+
+def learn_lemmas(drafts: Iterable[AnalysedDraft]) -> dict[str, str]:
+    """The form → lemma table of drafts analysed the ``full`` way: for each folded surface form,
+    the lemma most of its occurrences (titles and texts) took in context; on a tie, a lemma
+    rather than none, then the first in order (the index's rule, :meth:`Lexicon.lemma`). Forms
+    whose most frequent reading is the form itself are left out (a lookup then finds nothing,
+    as for a form never seen)."""
+    counts: dict[str, Counter[str]] = {}
+    for d in drafts:
+        if d.analysis != "full":
+            raise ValueError(f"a lemma table is learnt from the full analysis, not {d.analysis!r}")
+        for words in (d.title_words, d.text_words):
+            for w in words:
+                counts.setdefault(w.surface, Counter())[word_lemma(w)] += 1
+    table: dict[str, str] = {}
+    for surface, seen in counts.items():
+        lemma = min(seen, key=lambda k: (-seen[k], k == "", k))
+        if lemma:
+            table[surface] = lemma
+    return table
 
 
 def analyse(drafts: Sequence[Draft], max_chars: int = MAX_DRAFT_CHARS,
-            batch_size: int = 32, analysis: str = "full") -> list[AnalysedDraft]:
-    """Run the shared French analysis over titles and texts (one batched spaCy pass)."""
+            batch_size: int = 32, analysis: str = "full",
+            lemmas: Mapping[str, str] | None = None) -> list[AnalysedDraft]:
+    """Run the shared French analysis over titles and texts (one batched spaCy pass for
+    ``full``; none for ``light`` and ``table``, which needs ``lemmas``, a table from
+    :func:`learn_lemmas`)."""
     if analysis not in ANALYSES:
         raise ValueError(f"analysis must be one of {', '.join(ANALYSES)}, not {analysis!r}")
+    if analysis == "table" and lemmas is None:
+        raise ValueError("the table analysis needs a form → lemma table (learn_lemmas)")
     texts: list[str] = []
     for d in drafts:
         texts.extend((d.title or "", (d.text or "")[:max_chars]))
     if analysis == "light":
         words = [list(light_words(t)) for t in texts]
+    elif analysis == "table":
+        lookup = lemmas.get  # type: ignore[union-attr]
+        words = [list(learnt_words(t, lookup)) for t in texts]
     else:
         words = list(analyze_many(texts, batch_size=batch_size)) if texts else []
     return [

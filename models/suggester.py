@@ -37,12 +37,14 @@ from sklearn.model_selection import KFold
 from models.draft import (  # noqa: F401 - re-exported: the names callers and old files use
     ANALYSES,
     MAX_DRAFT_CHARS,
+    TRAINED_ON,
     AnalysedDraft,
     Draft,
     _identity,
     analyse,
     draft_hash,
     draft_terms,
+    learn_lemmas,
 )
 from models.explain import Reason, _TermLocator, explain, linear_terms, reason_words
 from models.labels import LabelMatcher, Span  # noqa: F401
@@ -95,6 +97,10 @@ class TagSuggester(BaseEstimator):
     Only tags used at least ``min_count`` times, declared in the alias file, or accepted by an
     editor (``forced`` in :meth:`fit`) are ever suggested; a declared tag no document uses only
     when its name is in the draft.
+
+    ``analysis`` (one of :data:`~models.draft.ANALYSES`) is how drafts are read at suggestion
+    time; by default ``table``: no spaCy, each regex word given the lemma its form took in the
+    training documents (:attr:`lemmas_`), so a draft's terms are those the model was trained on.
     """
 
     def __init__(
@@ -113,7 +119,7 @@ class TagSuggester(BaseEstimator):
         threshold_shrinkage: float = 5.0,
         max_reasons: int = 4,
         max_chars: int = MAX_DRAFT_CHARS,
-        analysis: str = "full",
+        analysis: str = "table",
         random_state: int = 0,
     ) -> None:
         self.aliases = aliases
@@ -134,21 +140,36 @@ class TagSuggester(BaseEstimator):
         self.random_state = random_state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        """Files pickled before a hyper-parameter existed get its default (same format)."""
+        """Files pickled before a hyper-parameter existed get its default (same format); a
+        file from before ``analysis`` (and its lemma table) reads drafts the full way."""
         state.setdefault("analysis", "full")
         super().__setstate__(state)
 
     # --- training ------------------------------------------------------------------------------
 
-    def _analysed(self, X: Sequence[Any]) -> list[AnalysedDraft]:
-        """Analyse what is not analysed yet (or was analysed another way), in one batch."""
+    def _analysed(self, X: Sequence[Any], analysis: str | None = None,
+                  lemmas: dict[str, str] | None = None) -> list[AnalysedDraft]:
+        """Analyse what is not analysed yet (or was analysed another way), in one batch:
+        ``analysis`` (default: how this model reads drafts) with ``lemmas`` (default: the
+        model's table) for the ``table`` analysis."""
+        analysis = analysis or self.analysis
+        if analysis == "table" and lemmas is None:
+            lemmas = getattr(self, "lemmas_", None)
         drafts = [x if isinstance(x, (Draft, AnalysedDraft)) else Draft.from_document(x)
                   for x in X]
-        drafts = [d.draft if isinstance(d, AnalysedDraft) and d.analysis != self.analysis else d
+        drafts = [d.draft if isinstance(d, AnalysedDraft) and d.analysis != analysis else d
                   for d in drafts]
         todo = [d for d in drafts if isinstance(d, Draft)]
-        done = iter(analyse(todo, self.max_chars, analysis=self.analysis)) if todo else iter(())
+        done = (iter(analyse(todo, self.max_chars, analysis=analysis, lemmas=lemmas)) if todo
+                else iter(()))
         return [d if isinstance(d, AnalysedDraft) else next(done) for d in drafts]
+
+    def _trained_on(self) -> str:
+        """The analysis of the training documents: ``full``, or ``light`` for that analysis."""
+        if self.analysis not in ANALYSES:
+            raise ValueError(f"analysis must be one of {', '.join(ANALYSES)}, "
+                             f"not {self.analysis!r}")
+        return TRAINED_ON[self.analysis]
 
     def fit(self, X: Sequence[Any], y: Sequence[Iterable[str]] | None = None,  # noqa: N803
             forced: Iterable[str] = ()) -> TagSuggester:
@@ -156,8 +177,16 @@ class TagSuggester(BaseEstimator):
 
         ``forced`` raw tags are suggestable whatever their count (editors accepted them).
         Drafts without any tag are ignored: an untagged document says nothing about tags.
+
+        Training documents get the full analysis whatever ``analysis`` says (``light``
+        excepted): ``analysis`` is how drafts are read at suggestion time. The form → lemma
+        table of the ``table`` analysis (:attr:`lemmas_`) is learnt from every draft given
+        here; inside training, the out-of-fold documents the stacker and thresholds learn from
+        are read the suggestion-time way, with a table learnt from their inner training part
+        only.
         """
-        docs = self._analysed(X)
+        docs = self._analysed(X, self._trained_on())
+        self.lemmas_ = learn_lemmas(docs) if self._trained_on() == "full" else {}
         raw_labels = ([[t] if isinstance(t, str) else list(t) for t in y] if y is not None
                       else [d.draft.tags for d in docs])
         if len(raw_labels) != len(docs):
@@ -196,10 +225,13 @@ class TagSuggester(BaseEstimator):
         for train_idx, test_idx in folds.split(docs):
             inner_phrases = self._phrases(_sub_vocabulary(aliases, [pairs[i][1] for i in train_idx]),
                                           aliases, candidates)
-            base = _BaseSignals(params).fit([docs[i] for i in train_idx],
-                                            [labels[i] for i in train_idx], candidates,
+            inner = [docs[i] for i in train_idx]
+            base = _BaseSignals(params).fit(inner, [labels[i] for i in train_idx], candidates,
                                             inner_phrases)
-            feats[test_idx] = base.signals([docs[i] for i in test_idx], self.declared_).values
+            held_out = [docs[i] for i in test_idx]
+            if self.analysis == "table":  # as a draft is read: with the table of `inner` only
+                held_out = self._analysed(held_out, "table", learn_lemmas(inner))
+            feats[test_idx] = base.signals(held_out, self.declared_).values
         target = np.array([[k in ls for k in candidates] for ls in labels], dtype=np.int8)
         rows = feats.reshape(-1, len(SIGNALS))
         flat_target = target.reshape(-1)
@@ -344,12 +376,14 @@ class TagSuggester(BaseEstimator):
                 min_score: float | None = None) -> list[Suggestion]:
         """The ``k`` best tags for one draft, ranked, each marked ``confident`` when its score
         reaches the tag's threshold, each with its reasons. ``min_score`` drops tags below it."""
-        (ad,) = analyse([Draft(title or "", text or "")], self.max_chars, analysis=self.analysis)
+        self._check_fitted()  # before the analysis: the table analysis reads the model's table
+        (ad,) = self._analysed([Draft(title or "", text or "")])
         return self.suggest_analysed([ad], k, min_score)[0]
 
     def suggest_many(self, drafts: Sequence[Any], k: int = 5,
                      min_score: float | None = None) -> list[list[Suggestion]]:
         """:meth:`suggest` for many drafts with one batched analysis."""
+        self._check_fitted()
         return self.suggest_analysed(self._analysed(drafts), k, min_score)
 
     def suggest_analysed(self, drafts: Sequence[AnalysedDraft], k: int = 5,

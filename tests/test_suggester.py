@@ -14,7 +14,7 @@ from sklearn.exceptions import NotFittedError
 from models.evaluate import cross_validate, load_drafts, ranking_metrics
 from models.feedback import FeedbackError, FeedbackStore
 from models.store import FORMAT_VERSION, MAGIC, ModelError, load_model, read_header, save_model
-from models.suggester import AnalysedDraft, Draft, TagSuggester, analyse
+from models.suggester import AnalysedDraft, Draft, TagSuggester, analyse, learn_lemmas
 from service.cli import main
 from tests.conftest import SAMPLE_CORPUS, require_shared
 
@@ -150,6 +150,93 @@ def test_light_analysis_needs_no_spacy_at_suggestion_time(
     assert "intelligence artificielle" in keys
     with pytest.raises(ValueError, match="analysis"):
         analyse([Draft("t", "x")], analysis="bogus")
+
+
+def _no_spacy(monkeypatch: pytest.MonkeyPatch) -> None:
+    import models.draft
+
+    def no_spacy(*args: object, **kwargs: object) -> None:
+        raise AssertionError("spaCy must not run at suggestion time")
+
+    monkeypatch.setattr(models.draft, "analyze_many", no_spacy)
+
+
+def test_the_lemma_table_is_learnt_from_the_training_documents_only(
+    sample: list[AnalysedDraft],
+) -> None:
+    train, held_out = sample[::2], sample[1::2]
+    model = TagSuggester(analysis="table", inner_cv=3).fit(train)
+    assert model.lemmas_ == learn_lemmas(train)
+    seen = {w.surface for d in train for w in d.title_words + d.text_words}
+    only_held_out = {w.surface for d in held_out for w in d.title_words + d.text_words} - seen
+    assert only_held_out and seen >= set(model.lemmas_)
+    assert not only_held_out & set(model.lemmas_)
+    # Trained on the full analysis, like a full model: same features, same signals.
+    full = TagSuggester(analysis="full", inner_cv=3).fit(train)
+    assert model.base_.vectorizer.vocabulary_ == full.base_.vectorizer.vocabulary_
+    # The most frequent reading of a form wins; the form itself is no entry.
+    assert learn_lemmas(analyse([Draft("Les modèles", "Des modèles, un modèle.")])) == {
+        "modeles": "modele"}
+    with pytest.raises(ValueError, match="full analysis"):
+        learn_lemmas(analyse([Draft("Les modèles", "")], analysis="light"))
+
+
+def test_a_table_draft_gets_the_lemmas_of_the_training_documents(
+    model: TagSuggester, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    table = {"modeles": "modele", "ouvre": "ouvrir"}
+    (ad,) = analyse([Draft("L’État ouvre ses modèles", "Nouveaux modèles, même inconnus.")],
+                    analysis="table", lemmas=table)
+    words = {w.text: w for w in ad.title_words + ad.text_words}
+    assert words["modèles"].all_terms() == ("modeles", "modele", "~model")
+    assert words["ouvre"].all_terms() == ("ouvre", "ouvrir", "~ouvr")
+    (light,) = analyse([ad.draft], analysis="light")
+    assert words["inconnus"] == next(w for w in light.text_words if w.text == "inconnus")
+    with pytest.raises(ValueError, match="table"):
+        analyse([ad.draft], analysis="table")
+    # The model's own table: a plural and a conjugated form get their lemma's term, no spaCy.
+    reader = clone(model).set_params(analysis="table")
+    reader.__dict__.update({k: v for k, v in model.__dict__.items() if k.endswith("_")})
+    _no_spacy(monkeypatch)
+    (drafted,) = reader._analysed([Draft(DRAFT_TITLE, DRAFT_TEXT)])
+    terms = {w.text: w.all_terms() for w in drafted.title_words + drafted.text_words}
+    assert "modele" in terms["modèles"] and "ouvrir" in terms["ouvre"]
+    assert "donnee" in terms["données"] and "publier" in terms["publie"]
+    keys = [t.key for t in reader.suggest(DRAFT_TITLE, DRAFT_TEXT, k=3)]
+    assert keys[0] == "intelligence artificielle" and "open data" in keys
+
+
+def test_drafts_are_read_with_the_table_by_default(
+    model: TagSuggester, saved: Path, capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert TagSuggester().analysis == "table" and model.analysis == "table"
+    assert read_header(saved).params["analysis"] == "table"
+    good = next((SAMPLE_CORPUS / "communiques").glob("cloud-*.md"))
+    _no_spacy(monkeypatch)  # neither the estimator nor the command runs spaCy on a draft
+    assert model.suggest(DRAFT_TITLE, DRAFT_TEXT, k=3)[0].key == "intelligence artificielle"
+    capsys.readouterr()
+    assert main(["suggest", "--model", str(saved), "--k", "3", str(good)]) == 0
+    assert json.loads(capsys.readouterr().out)["tags"][0]["key"] == "cloud"
+    from service.cli import build_parser
+
+    for command in ("train --corpus x", "evaluate --corpus x"):
+        assert build_parser().parse_args(command.split()).analysis == "table"
+    assert build_parser().parse_args(["train", "--analysis", "full"]).analysis == "full"
+
+
+def test_the_table_pickles_with_the_model(sample: list[AnalysedDraft], tmp_path: Path) -> None:
+    model = TagSuggester(analysis="table", inner_cv=3).fit(sample)
+    assert len(model.lemmas_) > 100
+    copy = pickle.loads(pickle.dumps(model))
+    assert copy.lemmas_ == model.lemmas_ and copy.analysis == "table"
+    save_model(model, tmp_path / "table.pkl")
+    loaded, info = load_model(tmp_path / "table.pkl")
+    assert loaded.lemmas_ == model.lemmas_ and info.params["analysis"] == "table"
+    a = model.suggest(DRAFT_TITLE, DRAFT_TEXT, k=5, min_score=0.0)
+    b = loaded.suggest(DRAFT_TITLE, DRAFT_TEXT, k=5, min_score=0.0)
+    assert [(s.key, round(s.score, 6), s.reasons) for s in a] == [
+        (s.key, round(s.score, 6), s.reasons) for s in b]
 
 
 # --- model file --------------------------------------------------------------------------------
