@@ -47,7 +47,7 @@ def test_passage_with_the_most_distinct_query_words_wins() -> None:
 def test_text_is_escaped_and_whitespace_kept_as_single_spaces() -> None:
     html, _ = snippet("<script>État</script>\n\n  et   la   suite", words("etat"))
     assert "<script>" not in html
-    assert "&lt;script&gt;<mark>État</mark>&lt;/script&gt; et la suite" == html
+    assert html == "&lt;script&gt;<mark>État</mark>&lt;/script&gt; et la suite"
 
 
 def test_no_match_gives_the_opening_words() -> None:
