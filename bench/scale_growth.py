@@ -133,8 +133,8 @@ def main() -> None:
     parser.add_argument("--body-chars", type=int, default=2500)
     parser.add_argument("--path", choices=("cluster", "local"), default="cluster")
     parser.add_argument("--reuse", action="store_true",
-                        help="with --workdir: an index already holding a size is measured "
-                             "again, not rebuilt (give that size alone)")
+                        help="with --workdir: an index already holding a size is not rebuilt: "
+                             "grown on from, or measured again when it is the last size")
     parser.add_argument("--workdir", type=Path, default=None,
                         help="keep the corpus and index here (default: a temporary folder)")
     args = parser.parse_args()
@@ -150,6 +150,9 @@ def main() -> None:
             part = work / f"part{step}"
             parts.append(part)
             if args.reuse and _documents(index) >= size:
+                if size != sizes[-1]:  # grown on from, not measured again
+                    have = size
+                    continue
                 rate = "– (built before)"  # measured again only
             else:
                 if part.exists():
