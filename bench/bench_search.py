@@ -178,15 +178,19 @@ def http_run(index: Path, reqs: list[dict]) -> dict[str, float]:
                 auto.append((time.perf_counter() - t) * 1000)
 
         rss = rss_mb(proc.pid)
+        anon = rss_mb(proc.pid, "RssAnon")
     finally:
         proc.terminate()
         proc.wait(timeout=20)
-    return {"startup": startup, "http": lat, "auto": auto, "rss": rss}  # type: ignore[dict-item]
+    return {"startup": startup, "http": lat, "auto": auto, "rss": rss,  # type: ignore[dict-item]
+            "rss_anon": anon}
 
 
-def rss_mb(pid: int) -> float:
+def rss_mb(pid: int, field: str = "VmRSS") -> float:
+    """Resident memory of a process; ``RssAnon`` is its own (heap and arrays), the rest being
+    pages of mapped files (the index's) that the kernel can drop and that workers share."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(field + ":"):
             return int(line.split()[1]) / 1024
     return 0.0
 

@@ -21,7 +21,8 @@ After each step: the ingest's documents/s, the index's size on disk, then
   inside ``SearchIndex.search``, after the longest posting lists are read ahead;
 - ``communiques serve`` on the index (one worker process, as each of ``--workers N`` is):
   seconds to its first answer, the same requests over HTTP, autocomplete, and the worker's
-  resident memory after them.
+  resident memory after them (and, in brackets, its own: without the pages of the index's
+  mapped files, which the kernel can drop and the workers of one machine share).
 """
 
 from __future__ import annotations
@@ -178,7 +179,8 @@ def main() -> None:
                 " / ".join(f"{percentile(inside, q):.1f}" for q in (50, 95, 99)),
                 " / ".join(f"{percentile(served['http'], q):.1f}" for q in (50, 95, 99)),
                 f"{percentile(served['auto'], 95):.1f}",
-                f"{served['startup']:.1f}", f"{served['rss']:.0f}",
+                f"{served['startup']:.1f}",
+                f"{served['rss']:.0f} ({served['rss_anon']:.0f} own)",
             ])
             print_table(["documents", "ingest docs/s (light)", "index MB",
                          "search p50/p95/p99 in process (ms)", "over HTTP p50/p95/p99 (ms)",
