@@ -649,7 +649,7 @@ class Engine:
         """Have highlighting analyse the words of the ``texts`` newest documents ahead (see
         :func:`indexer.highlight.learn`), with the read-ahead reader; once a process: the table
         of words outlives generations."""
-        if highlight.learnt_once() or reader.generation() != self.generation:
+        if reader.generation() != self.generation or highlight.learnt_once():
             return
         ts = np.where(np.isnan(self.timestamp) | ~self.live, -np.inf, self.timestamp)
         newest = np.argsort(-ts, kind="stable")[: min(texts, self.doc_count)]

@@ -214,9 +214,10 @@ def _spans(found: Found, begin: int) -> list[tuple[int, int]]:
     return [(begin + offset, begin + offset + length) for offset, length in found[1]]
 
 
-def _positions(raws: list[str], match: MatchSet) -> list[int]:
-    """Where in ``raws`` the tokens that match stand, in order: looked for with ``list.index``
-    (a C-level scan a matching token; a few tokens match, hundreds do not)."""
+def _positions(raws: list[str], match: MatchSet) -> tuple[list[int], dict[str, Found]]:
+    """Where in ``raws`` the tokens that match stand, in order, and what matches in them:
+    looked for with ``list.index`` (a C-level scan a matching token; a few tokens match,
+    hundreds do not)."""
     distinct = set(raws)
     matched = match.matched(distinct)
     at: list[int] = []
@@ -229,7 +230,7 @@ def _positions(raws: list[str], match: MatchSet) -> list[int]:
             except ValueError:
                 break
     at.sort()
-    return at
+    return at, matched
 
 
 def _offset(text: str, raws: list[str], k: int) -> int:
@@ -262,11 +263,10 @@ def highlight(text: str, match: MatchSet) -> str:
     raws = text.split()
     if not match or not raws:
         return _render(text, [])
-    at = _positions(raws, match)
+    at, matched = _positions(raws, match)
     if not at:
         return _render(text, [])
     starts = _starts(text, raws, 0, at[-1] + 1)
-    matched = match._matched or {}
     return _render(text, [s for j in at for s in _spans(matched[raws[j]], starts[j])])
 
 
@@ -286,8 +286,7 @@ def snippet(text: str, match: MatchSet, size: int = SNIPPET_WORDS) -> tuple[str,
     n = len(raws)
     if not n:
         return html.escape(text[:300]), 0
-    at = _positions(raws, match) if match else []
-    matched = match._matched or {}
+    at, matched = _positions(raws, match) if match else ([], {})
     keys = [matched[raws[i]][0] for i in at]
     best_start, best_score = 0, (0, 0)
     for i in at:
