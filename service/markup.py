@@ -104,7 +104,8 @@ def event_info(meta: dict[str, Any]) -> EventInfo:
         if value.startswith(("http://", "https://")):
             info.registration = value
             break
-    for item in meta.get("champs_informations") or []:
+    items = meta.get("champs_informations")
+    for item in items if isinstance(items, list) else []:  # any other value: no details
         if isinstance(item, dict):
             label, content = _text(item.get("intitule")), _text(item.get("contenu"))
             if label or content:

@@ -186,3 +186,12 @@ def test_fragments_while_writing_on_two_workers(two_workers: str) -> None:
         doc = c.get("/documents/dsfr-pub-0").text
         assert "<h2>Un intertitre</h2>" in doc and 'rel="noopener"' in doc
         assert c.get("/documents/dsfr-draft-0").status_code == 404
+
+
+def test_event_details_of_another_shape_are_ignored_not_an_error() -> None:
+    """A ``champs_informations`` that is a date, a string or a mapping (seen from PUT): no
+    details, and the page still renders."""
+    import datetime
+
+    for value in (datetime.date(2024, 1, 2), "texte", {"intitule": "x"}, 3):
+        assert event_info({"champs_informations": value}).details == []
