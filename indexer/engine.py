@@ -32,7 +32,7 @@ from whoosh import query as wq
 from whoosh.reading import IndexReader
 from whoosh.searching import Searcher
 
-from indexer import highlight
+from indexer import highlight, plain_postings
 from indexer.analysis import PAIR_SEPARATOR, STEM_PREFIX, written_forms
 from indexer.columns import SegmentColumns, assemble, deleted_of, read_segment
 from indexer.schema import LEMMA_FIELD, TEXT_FIELDS
@@ -110,6 +110,8 @@ class SegmentPostings:
         """Each current segment's lemma table (see :meth:`Lexicon.lemma`)."""
         self.columns: dict[str, SegmentColumns] = {}
         """Each current segment's per-document values (see :mod:`indexer.columns`)."""
+        self.plain: dict[str, plain_postings.PlainPostings | None] = {}
+        """Each current segment's posting arrays file, mapped (None: it has none)."""
         self.title_forms: dict[str, dict[str, dict[str, int]]] = {}
         """Each current segment's title words: folded word → written form → count (see
         :attr:`Engine.display`)."""
@@ -356,6 +358,33 @@ def _pairs(raw: list[tuple[str, int]]) -> Pairs:
             for surface, found in grouped.items()}
 
 
+def _phrase_in(arrays: plain_postings.PlainPostings, fieldname: str, words: Sequence[str],
+               docs: list[int]) -> list[int]:
+    """Which of ``docs`` (segment-local) hold ``words`` at consecutive positions, from a
+    segment's posting arrays: :meth:`Engine.phrase_docs` without Whoosh's blocks."""
+    ends: dict[int, set[int]] = {}
+    alive = docs
+    for k, word in enumerate(words):
+        if not alive:
+            break
+        at = arrays.positions(fieldname, word, alive)
+        kept = []
+        for d in alive:
+            positions = at.get(d)
+            if positions is None:
+                continue
+            if k == 0:
+                here = set(positions.tolist())
+            else:
+                before = ends[d]
+                here = {p for p in positions.tolist() if p - 1 in before}
+            if here:
+                ends[d] = here
+                kept.append(d)
+        alive = kept
+    return alive
+
+
 class Engine:
     """Arrays for one index generation. Built once, shared by every thread of a worker."""
 
@@ -395,6 +424,14 @@ class Engine:
         current = {segid for _, _, segid in self.leaves}
         for segid in [k for k in cache if k not in current]:
             cache.pop(segid, None)
+        plain = self.segments.plain
+        for leaf, _, segid in self.leaves:
+            if segid not in plain and leaf.segment() is not None:
+                plain[segid] = plain_postings.open_for(leaf.storage(), segid)
+        for segid in [k for k in plain if k not in current]:
+            plain.pop(segid, None)
+        self.plain = {segid: plain.get(segid) for _, _, segid in self.leaves}
+        """The posting arrays of each segment of this generation (None: read through Whoosh)."""
         gen = assemble(parts)
         if len(gen.live) != n:  # an unusual reader: one pass over every document
             gen = assemble([(read_segment(reader), deleted_of(reader))])
@@ -504,8 +541,12 @@ class Engine:
             found = self.segments.get(key)
             avg = max(self.avg_length[fieldname], 1e-6)
             if found is None or abs(found.avg_length - avg) > AVG_DRIFT * avg:
-                with self.lock:
-                    found = self._read(leaf, offset, fieldname, term)
+                arrays = self.plain.get(segid)
+                if arrays is not None and arrays.has(fieldname):
+                    found = self._from_arrays(arrays, offset, fieldname, term)
+                else:
+                    with self.lock:
+                        found = self._read(leaf, offset, fieldname, term)
                 self.segments.put(key, found)
             if len(found.ids):
                 ids.append(found.ids + np.int32(offset) if offset else found.ids)
@@ -519,6 +560,22 @@ class Engine:
         df = len(docnums)
         idf = math.log(1 + (self.n - df + 0.5) / (df + 0.5))
         return Postings(docnums, tf, idf)
+
+    def _from_arrays(self, arrays: plain_postings.PlainPostings, offset: int, fieldname: str,
+                     term: str) -> SegmentList:
+        """One segment's list from its posting arrays file (no lock: nothing is decoded)."""
+        avg = max(self.avg_length[fieldname], 1e-6)
+        found = arrays.postings(fieldname, term)
+        if found is None:
+            return SegmentList(np.zeros(0, dtype=np.int32), np.zeros(0, dtype=np.float32), avg)
+        return self._segment_list(found[0], found[1], offset, fieldname, avg)
+
+    def _segment_list(self, local: np.ndarray, tf: np.ndarray, offset: int, fieldname: str,
+                      avg: float) -> SegmentList:
+        lengths = self.lengths[fieldname][local + offset]
+        norm = 1 - B + B * lengths / avg
+        bm25 = (tf * (K1 + 1) / (tf + K1 * norm)).astype(np.float32)
+        return SegmentList(np.asarray(local, dtype=np.int32), bm25, avg)
 
     def _read(self, leaf: IndexReader, offset: int, fieldname: str, term: str) -> SegmentList:
         """One segment's list: segment-local document numbers and BM25 term-frequency parts.
@@ -556,11 +613,8 @@ class Engine:
             tfs.append(np.asarray(block_tfs, dtype=np.float32))
         if not ids:
             return empty
-        local = np.concatenate(ids).astype(np.int32)
-        tf = np.concatenate(tfs)
-        lengths = self.lengths[fieldname][local + offset]
-        norm = 1 - B + B * lengths / avg
-        return SegmentList(local, (tf * (K1 + 1) / (tf + K1 * norm)).astype(np.float32), avg)
+        return self._segment_list(np.concatenate(ids).astype(np.int32), np.concatenate(tfs),
+                                  offset, fieldname, avg)
 
     def phrase_docs(self, fieldname: str, words: Sequence[str],
                     docnums: Sequence[int]) -> list[int]:
@@ -576,6 +630,10 @@ class Engine:
                 end = offset + leaf.doc_count_all()
                 alive = [d - offset for d in docnums if offset <= d < end]
                 ends: dict[int, set[int]] = {}
+                arrays = self.plain.get(segid)
+                if arrays is not None and arrays.has_positions(fieldname):
+                    out.extend(d + offset for d in _phrase_in(arrays, fieldname, words, alive))
+                    continue
                 for k, word in enumerate(words):
                     if not alive:
                         break
@@ -627,6 +685,11 @@ class Engine:
                         continue
                     key = (segid, fieldname, term)
                     if self.segments.get(key) is not None:
+                        continue
+                    arrays = self.plain.get(segid)
+                    if arrays is not None and arrays.has(fieldname):
+                        self.segments.put(key, self._from_arrays(arrays, offset, fieldname, term))
+                        count += 1
                         continue
                     if reader is None:
                         reader = open_reader()

@@ -28,6 +28,7 @@ from tqdm import tqdm
 from whoosh.index import Index
 from whoosh.writing import IndexWriter
 
+from indexer import plain_postings
 from indexer.analysis import AnalysedText, Word, analyze_many_with, lemma_pairs
 from indexer.document import (
     MAX_FIELD_CHARS,
@@ -495,6 +496,7 @@ def ingest(
             report.segments = optimize_index(ix) if optimize else consolidate_segments(ix)
         report.rekeyed = rekeyed
         store_acronyms(ix)
+        plain_postings.add_missing(ix)  # an index written by an earlier version
         return report
 
 

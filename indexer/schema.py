@@ -24,6 +24,9 @@ SCHEMA_VERSION = 5
 TEXT_FIELDS: dict[str, float] = {"title": 4.0, "chapeau": 2.0, "body": 1.0, "attachment": 0.6}
 """Analysed fields and their weight in ranking: title > chapeau > body > attachments."""
 
+PHRASE_FIELDS = ("title", "chapeau", "body")
+"""Fields where a phrase is looked for (attachments are long, their positions costly)."""
+
 DEFAULT_INDEX_DIR = "var/index"
 
 

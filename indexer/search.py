@@ -48,7 +48,7 @@ from indexer.query import (
     parse_query,
     typo_distance,
 )
-from indexer.schema import TEXT_FIELDS, open_index
+from indexer.schema import PHRASE_FIELDS, TEXT_FIELDS, open_index
 from indexer.snapshot import open_reader, open_searcher
 from indexer.synonyms import Thesaurus, ThesaurusSource
 from indexer.vocabulary import Vocabulary, aliases_of_index, index_aliases_stamp
@@ -748,8 +748,6 @@ _PHRASES: weakref.WeakKeyDictionary[Engine, dict] = weakref.WeakKeyDictionary()
 synonym file's phrases recur from query to query, and reading positions is the costly part."""
 _PHRASES_LOCK = threading.Lock()
 MAX_PHRASES = 512
-PHRASE_FIELDS = ("title", "chapeau", "body")
-"""Fields where a phrase is looked for (attachments are long, their positions costly)."""
 PHRASE_CANDIDATES = 20
 """Documents whose positions are read for one phrase in one query, best first: reading
 positions costs ~0.1 ms a document in Whoosh, and a common phrase is in thousands."""

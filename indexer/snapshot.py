@@ -49,6 +49,8 @@ from whoosh.reading import EmptyReader, IndexReader
 from whoosh.searching import Searcher
 from whoosh.writing import SegmentWriter
 
+from indexer import plain_postings
+
 OPEN_ATTEMPTS = 200
 """Generations that may vanish in a row under a reader before it gives up (each attempt takes
 a millisecond or two; a writer commits far less often than that)."""
@@ -322,6 +324,14 @@ class SafeSegmentWriter(SegmentWriter):
         self._previous = {seg.segment_id() for seg in self.segments}
         self._own = self.newsegment.segment_id()
         """This writer's new segment: its (empty) files go when it is not used."""
+
+    def _finalize_segment(self):  # noqa: ANN202 - Whoosh's segment
+        """Whoosh's, then the segment's posting arrays (:mod:`indexer.plain_postings`), written
+        before any TOC lists the segment: every reader of it finds them."""
+        segment = super()._finalize_segment()
+        if segment is not None and segment.doc_count_all():
+            plain_postings.write(self.storage, self.schema, segment)
+        return segment
 
     def _commit_toc(self, segments: list) -> None:
         toc = TOC(self.schema, segments, self.generation)

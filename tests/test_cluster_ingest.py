@@ -23,6 +23,7 @@ from indexer.locking import INGEST_LOCK, WRITE_LOCK, lock_status
 from indexer.schema import open_index
 from tests.conftest import GOOD, ROOT, SAMPLE_CORPUS, require_shared
 from tests.test_ingest import write
+from tests.test_plain_postings import assert_arrays_complete
 
 QUERIES = ["numérique", "cloud souverain", "données ouvertes", "identité numérique",
            "agents publics", "tchap"]
@@ -166,6 +167,8 @@ def test_many_batches_merge_on_the_workers(client: object, tmp_path: Path, mixed
     assert report.segments <= 6
     local = _ingest(tmp_path / "local", [mixed])
     _same_index(tmp_path / "index", tmp_path / "local")
+    # Each segment's posting arrays are written where it is built, and travel with it.
+    assert_arrays_complete(tmp_path / "index")
     optimized = _ingest(tmp_path / "opt", [mixed], cluster=client, batch_size=2, optimize=True)
     assert optimized.segments == 1 and optimized.added == local.added
 
