@@ -18,6 +18,7 @@ longest ones read ahead by :meth:`Engine.preload`), and the score arrays of freq
 from __future__ import annotations
 
 import bisect
+import functools
 import json
 import math
 import os
@@ -360,31 +361,48 @@ def _pairs(raw: list[tuple[str, int]]) -> Pairs:
             for surface, found in grouped.items()}
 
 
-def _phrase_in(arrays: plain_postings.PlainPostings, fieldname: str, words: Sequence[str],
-               docs: list[int]) -> list[int]:
-    """Which of ``docs`` (segment-local) hold ``words`` at consecutive positions, from a
-    segment's posting arrays: :meth:`Engine.phrase_docs` without Whoosh's blocks."""
+def _consecutive(words: Sequence[str], docs: list[int],
+                 positions_at: Callable[[str, list[int]], dict[int, Sequence[int]]]) -> list[int]:
+    """Which of ``docs`` hold ``words`` at consecutive positions, given each word's positions
+    at the documents still in the running (``positions_at(word, docs)``: absent, none)."""
     ends: dict[int, set[int]] = {}
     alive = docs
     for k, word in enumerate(words):
         if not alive:
             break
-        at = arrays.positions(fieldname, word, alive)
+        at = positions_at(word, alive)
         kept = []
         for d in alive:
             positions = at.get(d)
             if positions is None:
                 continue
-            if k == 0:
-                here = set(positions.tolist())
-            else:
-                before = ends[d]
-                here = {p for p in positions.tolist() if p - 1 in before}
+            here = set(positions) if k == 0 else {p for p in positions if p - 1 in ends[d]}
             if here:
                 ends[d] = here
                 kept.append(d)
         alive = kept
     return alive
+
+
+def _whoosh_positions(leaf: IndexReader, fieldname: str) -> Callable[[str, list[int]],
+                                                                    dict[int, Sequence[int]]]:
+    """A word's positions at some documents (sorted), by skipping through its Whoosh list."""
+    def positions_at(word: str, docs: list[int]) -> dict[int, Sequence[int]]:
+        try:
+            m = leaf.postings(fieldname, word)
+        except Exception:  # noqa: BLE001 - TermNotFound and its cousins
+            return {}
+        m = getattr(m, "child", m)  # candidates are live documents
+        out = {}
+        for d in docs:
+            if m.is_active() and m.id() < d:
+                m.skip_to(d)
+            if not m.is_active():
+                break
+            if m.id() == d:
+                out[d] = m.value_as("positions")
+        return out
+    return positions_at
 
 
 class Engine:
@@ -580,43 +598,18 @@ class Engine:
         return SegmentList(np.asarray(local, dtype=np.int32), bm25, avg)
 
     def _read(self, leaf: IndexReader, offset: int, fieldname: str, term: str) -> SegmentList:
-        """One segment's list: segment-local document numbers and BM25 term-frequency parts.
-
-        Decodes Whoosh's blocks directly (ids as a numpy cumulative sum rather than Whoosh's
-        per-posting generator); the caller holds the lock when ``leaf`` is shared."""
+        """One segment's list through Whoosh's blocks: segment-local document numbers and BM25
+        term-frequency parts; the caller holds the lock when ``leaf`` is shared."""
         avg = max(self.avg_length[fieldname], 1e-6)
         empty = SegmentList(np.zeros(0, dtype=np.int32), np.zeros(0, dtype=np.float32), avg)
         try:
             m = leaf.postings(fieldname, term)
         except Exception:  # noqa: BLE001 - TermNotFound and its cousins: no postings here
             return empty
-        m = getattr(m, "child", m)  # deletions are masked by self.live instead
-        ids: list[np.ndarray] = []
-        tfs: list[np.ndarray] = []
-        if hasattr(m, "_read_data") and hasattr(m, "_next_block") and not m._byteids:
-            while m.is_active():
-                m._read_data()
-                block = np.cumsum(np.asarray(m._data[0], dtype=np.int64))
-                ids.append(block)
-                weights = m._data[1]
-                if weights is None or isinstance(weights, float):
-                    tfs.append(np.full(len(block), weights or 1.0, dtype=np.float32))
-                else:
-                    tfs.append(np.asarray(weights, dtype=np.float32))
-                m._next_block()
-        else:
-            block_ids: list[int] = []
-            block_tfs: list[float] = []
-            while m.is_active():
-                block_ids.append(m.id())
-                block_tfs.append(m.weight())
-                m.next()
-            ids.append(np.asarray(block_ids, dtype=np.int64))
-            tfs.append(np.asarray(block_tfs, dtype=np.float32))
-        if not ids:
+        ids, tf, _ = plain_postings.read_list(m)  # deletions are masked by self.live instead
+        if not len(ids):
             return empty
-        return self._segment_list(np.concatenate(ids).astype(np.int32), np.concatenate(tfs),
-                                  offset, fieldname, avg)
+        return self._segment_list(ids.astype(np.int32), tf, offset, fieldname, avg)
 
     def phrase_docs(self, fieldname: str, words: Sequence[str],
                     docnums: Sequence[int]) -> list[int]:
@@ -631,38 +624,12 @@ class Engine:
                     continue
                 end = offset + leaf.doc_count_all()
                 alive = [d - offset for d in docnums if offset <= d < end]
-                ends: dict[int, set[int]] = {}
                 arrays = self.plain.get(segid)
                 if arrays is not None and arrays.has_positions(fieldname):
-                    out.extend(d + offset for d in _phrase_in(arrays, fieldname, words, alive))
-                    continue
-                for k, word in enumerate(words):
-                    if not alive:
-                        break
-                    try:
-                        m = leaf.postings(fieldname, word)
-                    except Exception:  # noqa: BLE001 - TermNotFound and its cousins
-                        alive = []
-                        break
-                    m = getattr(m, "child", m)  # candidates are live documents
-                    kept = []
-                    for d in alive:
-                        if m.is_active() and m.id() < d:
-                            m.skip_to(d)
-                        if not m.is_active():
-                            break
-                        if m.id() != d:
-                            continue
-                        positions = m.value_as("positions")
-                        if k == 0:
-                            here = set(positions)
-                        else:
-                            before = ends[d]
-                            here = {p for p in positions if p - 1 in before}
-                        if here:
-                            ends[d] = here
-                            kept.append(d)
-                    alive = kept
+                    positions_at = functools.partial(arrays.positions, fieldname)
+                else:
+                    positions_at = _whoosh_positions(leaf, fieldname)
+                alive = _consecutive(words, alive, positions_at)
                 out.extend(d + offset for d in alive)
         return out
 

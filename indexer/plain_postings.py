@@ -76,7 +76,7 @@ def _field_arrays(reader: SegmentReader, field: str, positions: bool) -> dict[st
         if fname != field:
             break
         m = terms._codec.postings_reader(terms._postfile, info, fmt, term=(field, tbytes))  # noqa: SLF001
-        block_ids, block_tfs, values = _decode(m)
+        block_ids, block_tfs, values = read_list(m, values=positions)
         names.append(tbytes)
         ids.append(block_ids)
         tfs.append(block_tfs)
@@ -179,11 +179,15 @@ def _parse_positions(values: Sequence[bytes]) -> tuple[np.ndarray, np.ndarray]:
     return count.astype(np.uint32), deltas
 
 
-def _decode(m: object) -> tuple[np.ndarray, np.ndarray, Sequence[bytes]]:
-    """A matcher's whole list: document numbers, weights and raw values, block by block."""
+def read_list(m: object, values: bool = False) -> tuple[np.ndarray, np.ndarray, list[bytes]]:
+    """A Whoosh matcher's whole list: document numbers (int64), weights (float32) and, with
+    ``values``, each posting's raw value. Whoosh's blocks are decoded directly (ids as a numpy
+    cumulative sum rather than Whoosh's per-posting generator); deletions are not applied."""
     m = getattr(m, "child", m)
+    ids: list[np.ndarray] = []
+    tfs: list[np.ndarray] = []
+    raw: list[bytes] = []
     if hasattr(m, "_read_data") and hasattr(m, "_next_block") and not m._byteids:  # noqa: SLF001
-        ids, tfs, values = [], [], []
         while m.is_active():
             m._read_data()  # noqa: SLF001 - Whoosh's block, decoded once
             data = m._data  # noqa: SLF001
@@ -194,16 +198,22 @@ def _decode(m: object) -> tuple[np.ndarray, np.ndarray, Sequence[bytes]]:
                 tfs.append(np.full(len(block), weights or 1.0, dtype=np.float32))
             else:
                 tfs.append(np.asarray(weights, dtype=np.float32))
-            values.extend(data[2] if data[2] is not None else [b""] * len(block))
+            if values:
+                raw.extend(data[2] if data[2] is not None else [b""] * len(block))
             m._next_block()  # noqa: SLF001
-        return np.concatenate(ids), np.concatenate(tfs), values
-    block_ids, block_tfs, raw = [], [], []
-    while m.is_active():
-        block_ids.append(m.id())
-        block_tfs.append(m.weight())
-        raw.append(m.value())
-        m.next()
-    return np.asarray(block_ids, dtype=np.int64), np.asarray(block_tfs, dtype=np.float32), raw
+    else:
+        block_ids, block_tfs = [], []
+        while m.is_active():
+            block_ids.append(m.id())
+            block_tfs.append(m.weight())
+            if values:
+                raw.append(m.value())
+            m.next()
+        ids.append(np.asarray(block_ids, dtype=np.int64))
+        tfs.append(np.asarray(block_tfs, dtype=np.float32))
+    if not ids:
+        return np.zeros(0, np.int64), np.zeros(0, np.float32), raw
+    return np.concatenate(ids), np.concatenate(tfs), raw
 
 
 def write(storage: object, schema: object, segment: object) -> str | None:
@@ -390,7 +400,7 @@ class PlainPostings:
         f, _, a, b = found
         return self._slice(f, "ids", a, b), self._slice(f, "tf", a, b)
 
-    def positions(self, field: str, term: str, docs: Sequence[int]) -> dict[int, np.ndarray]:
+    def positions(self, field: str, term: str, docs: Sequence[int]) -> dict[int, list[int]]:
         """The positions of ``term`` in each of ``docs`` (segment-local) that holds it."""
         found = self._term(field, term) if self.has_positions(field) and len(docs) else None
         if found is None:
@@ -408,7 +418,7 @@ class PlainPostings:
         out = {}
         for d, k in zip(wanted[ok].tolist(), at[ok].tolist(), strict=True):
             lo = start + (int(ends[k - 1]) if k else 0)
-            out[d] = self._slice(f, "positions", lo, start + int(ends[k]))
+            out[d] = self._slice(f, "positions", lo, start + int(ends[k])).tolist()
         return out
 
 
