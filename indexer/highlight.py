@@ -270,6 +270,11 @@ def highlight(text: str, match: MatchSet) -> str:
     return _render(text, [s for j in at for s in _spans(matched[raws[j]], starts[j])])
 
 
+def _token(raw: str, found: Found) -> str:
+    """One token between spaces, escaped, its matching words in ``<mark>``."""
+    return _render(raw, [(offset, offset + length) for offset, length in found[1]])
+
+
 def snippet(text: str, match: MatchSet, size: int = SNIPPET_WORDS) -> tuple[str, int]:
     """The best passage of about ``size`` words, highlighted, and how many words matched in it.
 
@@ -280,7 +285,8 @@ def snippet(text: str, match: MatchSet, size: int = SNIPPET_WORDS) -> tuple[str,
     over a hit's text (Python's ``re`` was most of a snippet's time); each token's word is
     then what the analysis keeps of it (:func:`~indexer.analysis._word_parts`: elision and
     punctuation dropped, compounds in parts). Only the tokens that match are looked at (see
-    :meth:`MatchSet.matched`), and only the chosen passage's offsets are computed.
+    :meth:`MatchSet.matched`), and the passage is written from its tokens joined by single
+    spaces (a snippet's white space is normalised anyway), never by finding them in the text.
     """
     raws = text.split()
     n = len(raws)
@@ -300,12 +306,17 @@ def snippet(text: str, match: MatchSet, size: int = SNIPPET_WORDS) -> tuple[str,
     hi = min(n, lo + size)
     if hi - lo < size:
         lo = max(0, hi - size)
-    starts = _starts(text, raws, lo, hi)
-    start = 0 if lo == 0 else starts[0]
-    end = len(text) if hi == n else starts[-1] + len(raws[hi - 1])
-    spans = [s for j in at[bisect_left(at, lo) : bisect_left(at, hi)]
-             for s in _spans(matched[raws[j]], starts[j - lo])]
-    body = " ".join(_render(text, spans, start, end).split())
-    prefix = "… " if start > 0 else ""
-    suffix = " …" if end < len(text) else ""
+    # Runs of unmatched tokens are joined and escaped at once: most tokens need no escaping.
+    out: list[str] = []
+    prev = lo
+    for j in at[bisect_left(at, lo) : bisect_left(at, hi)]:
+        if j > prev:
+            out.append(html.escape(" ".join(raws[prev:j])))
+        out.append(_token(raws[j], matched[raws[j]]))
+        prev = j + 1
+    if hi > prev:
+        out.append(html.escape(" ".join(raws[prev:hi])))
+    body = " ".join(out)
+    prefix = "… " if lo > 0 else ""
+    suffix = " …" if hi < n else ""
     return prefix + body + suffix, best_score[1]

@@ -498,7 +498,7 @@ class SearchIndex:
         return out
 
     def _hit(self, engine: Engine, docnum: int, score: float, match: MatchSet) -> Hit:
-        f = engine.stored_fields(docnum)
+        f = engine.hit_fields(docnum)
         text = "\n\n".join(x for x in (f.get("chapeau", ""), f.get("body", "")) if x)
         snip, _ = snippet(text, match)
         attachment_html = ""

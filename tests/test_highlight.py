@@ -35,6 +35,17 @@ def test_inflections_compounds_and_prefixes_are_marked() -> None:
     assert "<mark>numérisation</mark>." in html
 
 
+def test_a_snippet_is_escaped_and_its_white_space_normalised() -> None:
+    """Written from its tokens: runs of plain words escaped at once, matched ones marked."""
+    text = "Chapeau <b>&</b>\n\n  l’État,\tet  «\u00a0l’État » "
+    html, n = snippet(text, words("etat"))
+    assert html == "Chapeau &lt;b&gt;&amp;&lt;/b&gt; l’<mark>État</mark>, et « l’<mark>État</mark> »"
+    assert n == 2
+    long = " ".join(f"mot{i}" for i in range(80)) + " cloud " + " ".join(["fin"] * 80)
+    html, _ = snippet(long, words("cloud"))
+    assert html.startswith("… mot77 mot78 mot79 <mark>cloud</mark> fin") and html.endswith(" …")
+
+
 def test_passage_with_the_most_distinct_query_words_wins() -> None:
     filler = " ".join(["texte"] * 40)
     text = f"cloud cloud cloud {filler} le cloud souverain ici {filler}"
