@@ -32,8 +32,9 @@ import json
 import logging
 import os
 import pickle
+from array import array
 from bisect import bisect_left
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -60,63 +61,120 @@ CHUNK = 1 << 20
 segment's file)."""
 
 
+class _Accumulator:
+    """One field's postings as they come, in the order Whoosh writes them (by term, then
+    document): the terms, where each term's postings start, and per posting its document,
+    its weight and (phrase fields) its raw value, parsed by chunks of :data:`CHUNK`."""
+
+    def __init__(self, positions: bool) -> None:
+        self.names: list[bytes] = []
+        self.post_starts = [0]
+        self.ids = array("l")
+        self.tfs = array("f")
+        self.positions = positions
+        self.pending: list[bytes] = []
+        self.counts: list[np.ndarray] = []
+        self.deltas: list[np.ndarray] = []
+
+    def parse_pending(self) -> None:
+        if self.pending:
+            count, delta = _parse_positions(self.pending)
+            self.counts.append(count)
+            self.deltas.append(delta)
+            self.pending = []
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """The field's arrays as the file holds them."""
+        self.post_starts.append(len(self.ids))
+        starts = np.asarray(self.post_starts[1:], dtype=np.int64)
+        names = self.names
+        out: dict[str, np.ndarray] = {
+            "term_bytes": np.frombuffer(b"".join(names), dtype=np.uint8),
+            "term_offsets": np.cumsum([0] + [len(t) for t in names], dtype=np.int64),
+            "post_starts": starts,
+            "ids": np.asarray(self.ids, dtype=np.int32),
+            "tf": np.asarray(self.tfs, dtype=np.float32),
+        }
+        if self.positions:
+            self.parse_pending()
+            count = np.concatenate(self.counts) if self.counts else np.zeros(0, np.uint32)
+            flat = np.concatenate(self.deltas) if self.deltas else np.zeros(0, np.int64)
+            # Positions are stored as deltas within each posting: a running sum, less the sum
+            # at the start of each posting.
+            running = np.cumsum(flat)
+            ends = np.concatenate(([0], np.cumsum(count, dtype=np.int64)))
+            base = np.zeros(len(count), dtype=np.int64)
+            inner = ends[:-1] > 0
+            base[inner] = running[ends[:-1][inner] - 1]
+            pos = running - np.repeat(base, count.astype(np.int64))
+            dtype = np.uint16 if not len(pos) or pos.max() < 65_536 else np.uint32
+            out["counts"] = count
+            out["pos_starts"] = ends[starts]
+            out["positions"] = pos.astype(dtype)
+        return out
+
+
+class Collector:
+    """The posting arrays of a segment being written, taken from the postings Whoosh writes
+    (:meth:`tee`), so that they need not be read back from its blocks afterwards: reading
+    them back cost ~10 µs a term, most of the arrays' price for the small segments an
+    ingest commits in batches."""
+
+    def __init__(self, schema: object) -> None:
+        self.fields = {f: _Accumulator(f in PHRASE_FIELDS) for f in TEXT_FIELDS if f in schema}
+
+    def tee(self, items: Iterable[tuple]) -> Iterator[tuple]:
+        """``items`` (Whoosh's ``(field, term, document, weight, value)`` postings, sorted),
+        passed on unchanged, the analysed fields' ones recorded on the way."""
+        fields = self.fields
+        field_name = None
+        acc = None
+        last = None
+        for item in items:
+            if item[0] != field_name:
+                field_name, last = item[0], None
+                acc = fields.get(field_name)
+                if acc is not None:
+                    ids, tfs, names, starts = acc.ids, acc.tfs, acc.names, acc.post_starts
+                    pending = acc.pending if acc.positions else None
+            if acc is not None and item[2] >= 0:  # -1: a spelling word, not a posting
+                if item[1] != last:
+                    last = item[1]
+                    names.append(last)
+                    starts.append(len(ids))
+                ids.append(item[2])
+                tfs.append(item[3])
+                if pending is not None:
+                    pending.append(item[4] or b"")
+                    if len(pending) >= CHUNK:
+                        acc.parse_pending()
+                        pending = acc.pending
+            yield item
+
+    def arrays(self) -> dict[str, dict[str, np.ndarray]]:
+        return {f: acc.arrays() for f, acc in self.fields.items() if acc.names}
+
+
 def _field_arrays(reader: SegmentReader, field: str, positions: bool) -> dict[str, np.ndarray]:
-    """The arrays of one field of a segment, read through Whoosh's own matchers once."""
+    """The arrays of one field of a segment, read through Whoosh's own matchers once (a
+    segment written without a :class:`Collector`: an index of an earlier version)."""
     terms = reader._terms  # noqa: SLF001 - the codec's term table: items and matchers
     fmt = reader.schema[field].format
-    names: list[bytes] = []
-    post_starts = [0]
-    ids: list[np.ndarray] = []
-    tfs: list[np.ndarray] = []
-    counts: list[np.ndarray] = []
-    deltas: list[np.ndarray] = []
-    pending: list[bytes] = []
-    total = 0
+    acc = _Accumulator(positions)
     for (fname, tbytes), info in terms.items_from(field, b""):
         if fname != field:
             break
         m = terms._codec.postings_reader(terms._postfile, info, fmt, term=(field, tbytes))  # noqa: SLF001
         block_ids, block_tfs, values = read_list(m, values=positions)
-        names.append(tbytes)
-        ids.append(block_ids)
-        tfs.append(block_tfs)
-        total += len(block_ids)
-        post_starts.append(total)
+        acc.names.append(tbytes)
+        acc.post_starts.append(len(acc.ids))
+        acc.ids.extend(block_ids.tolist())
+        acc.tfs.extend(block_tfs.tolist())
         if positions:
-            pending.extend(values)
-            if len(pending) >= CHUNK:
-                count, delta = _parse_positions(pending)
-                counts.append(count)
-                deltas.append(delta)
-                pending = []
-    starts = np.asarray(post_starts, dtype=np.int64)
-    out: dict[str, np.ndarray] = {
-        "term_bytes": np.frombuffer(b"".join(names), dtype=np.uint8),
-        "term_offsets": np.cumsum([0] + [len(t) for t in names], dtype=np.int64),
-        "post_starts": starts,
-        "ids": np.concatenate(ids).astype(np.int32) if ids else np.zeros(0, np.int32),
-        "tf": np.concatenate(tfs).astype(np.float32) if tfs else np.zeros(0, np.float32),
-    }
-    if positions:
-        if pending:
-            count, delta = _parse_positions(pending)
-            counts.append(count)
-            deltas.append(delta)
-        count = np.concatenate(counts) if counts else np.zeros(0, np.uint32)
-        flat = np.concatenate(deltas) if deltas else np.zeros(0, np.int64)
-        # Positions are stored as deltas within each posting: a running sum, less the sum
-        # at the start of each posting.
-        running = np.cumsum(flat)
-        ends = np.concatenate(([0], np.cumsum(count, dtype=np.int64)))
-        base = np.zeros(len(count), dtype=np.int64)
-        inner = ends[:-1] > 0
-        base[inner] = running[ends[:-1][inner] - 1]
-        pos = running - np.repeat(base, count.astype(np.int64))
-        dtype = np.uint16 if not len(pos) or pos.max() < 65_536 else np.uint32
-        out["counts"] = count
-        out["pos_starts"] = ends[starts]
-        out["positions"] = pos.astype(dtype)
-    return out
+            acc.pending.extend(values)
+            if len(acc.pending) >= CHUNK:
+                acc.parse_pending()
+    return acc.arrays()
 
 
 _K, _M, _J = 0x4B, 0x4D, 0x4A
@@ -216,20 +274,25 @@ def read_list(m: object, values: bool = False) -> tuple[np.ndarray, np.ndarray, 
     return np.concatenate(ids), np.concatenate(tfs), raw
 
 
-def write(storage: object, schema: object, segment: object) -> str | None:
-    """Write the arrays file of a finished segment into ``storage``; its name, or None when
-    it could not be written (logged; the segment is then read through Whoosh)."""
+def write(storage: object, schema: object, segment: object,
+          collected: Collector | None = None) -> str | None:
+    """Write the arrays file of a finished segment into ``storage`` (from the postings
+    ``collected`` while it was written, else read back from its blocks); its name, or None
+    when it could not be written (logged; the segment is then read through Whoosh)."""
     name = file_name(segment.segment_id())
     tmp = f"{name}.tmp"
     try:
-        reader = SegmentReader(storage, schema, segment)
-        try:
-            fields = {
-                f: _field_arrays(reader, f, f in PHRASE_FIELDS)
-                for f in TEXT_FIELDS if f in schema and reader.field_length(f)
-            }
-        finally:
-            reader.close()
+        if collected is not None:
+            fields = collected.arrays()
+        else:
+            reader = SegmentReader(storage, schema, segment)
+            try:
+                fields = {
+                    f: _field_arrays(reader, f, f in PHRASE_FIELDS)
+                    for f in TEXT_FIELDS if f in schema and reader.field_length(f)
+                }
+            finally:
+                reader.close()
         header: dict[str, dict[str, list]] = {}
         chunks: list[bytes] = []
         offset = 0

@@ -325,12 +325,25 @@ class SafeSegmentWriter(SegmentWriter):
         self._own = self.newsegment.segment_id()
         """This writer's new segment: its (empty) files go when it is not used."""
 
+    def _flush_segment(self) -> None:
+        """Whoosh's, with the postings it writes recorded on the way for the posting arrays
+        (every path goes through the pool: documents added, segments merged, re-keyed)."""
+        pool = self.pool
+        whoosh_postings = pool.iter_postings
+        self._collected = plain_postings.Collector(self.schema)
+        pool.iter_postings = lambda: self._collected.tee(whoosh_postings())
+        try:
+            super()._flush_segment()
+        finally:
+            pool.iter_postings = whoosh_postings
+
     def _finalize_segment(self):  # noqa: ANN202 - Whoosh's segment
         """Whoosh's, then the segment's posting arrays (:mod:`indexer.plain_postings`), written
         before any TOC lists the segment: every reader of it finds them."""
         segment = super()._finalize_segment()
         if segment is not None and segment.doc_count_all():
-            plain_postings.write(self.storage, self.schema, segment)
+            plain_postings.write(self.storage, self.schema, segment,
+                                 getattr(self, "_collected", None))
         return segment
 
     def _commit_toc(self, segments: list) -> None:
