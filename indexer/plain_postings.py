@@ -69,7 +69,7 @@ class _Accumulator:
     def __init__(self, positions: bool) -> None:
         self.names: list[bytes] = []
         self.post_starts = [0]
-        self.ids = array("l")
+        self.ids = array("i")  # int32, float32: as the file holds them (no copy to convert)
         self.tfs = array("f")
         self.positions = positions
         self.pending: list[bytes] = []
@@ -92,8 +92,8 @@ class _Accumulator:
             "term_bytes": np.frombuffer(b"".join(names), dtype=np.uint8),
             "term_offsets": np.cumsum([0] + [len(t) for t in names], dtype=np.int64),
             "post_starts": starts,
-            "ids": np.asarray(self.ids, dtype=np.int32),
-            "tf": np.asarray(self.tfs, dtype=np.float32),
+            "ids": np.frombuffer(self.ids, dtype=np.int32),
+            "tf": np.frombuffer(self.tfs, dtype=np.float32),
         }
         if self.positions:
             self.parse_pending()
