@@ -437,17 +437,34 @@ def _optimize_groups(segments: list) -> list[list]:
     return []
 
 
+MERGE_MAX_DOCS = 50_000
+"""The most documents one merge on a worker writes. A worker merges in memory: the
+segments' files sent to it, the merged segment's, and Whoosh's and the posting arrays' own
+(at 300,000 documents, two merges of 100,000 took 8.5 and 6.9 GB on the workers and 8.9 GB in
+the ingesting process, which sends and receives the files: killed for want of memory on a
+24 GB machine). The tiered merges during an ingest write at most 5 × 10,000 documents."""
+
+
 def consolidation_groups(segments: list, workers: int) -> list[list]:
     """The end-of-ingest consolidation (:func:`indexer.ingest.consolidate_segments`): past
     :data:`~indexer.ingest.MAX_SEGMENTS` segments, every one but the largest is merged: into
     one, or, past :data:`CONSOLIDATE_ALONE` documents, into up to ``MAX_SEGMENTS - 1`` (at
-    most one per worker) of balanced sizes, so that at most ``MAX_SEGMENTS`` are left."""
+    most one per worker) of balanced sizes, so that at most ``MAX_SEGMENTS`` are left; and
+    never more than :data:`MERGE_MAX_DOCS` documents a merge (more segments are then left:
+    a memory bound, not a count, is what a worker cannot exceed)."""
     if len(segments) <= MAX_SEGMENTS:
         return []
     rest = sorted(_all_but_largest(segments), key=lambda s: -s.doc_count_all())
+    rest = [s for s in rest if s.doc_count_all() < MERGE_MAX_DOCS]  # the others stay
+    if not rest:
+        return []
     total = sum(s.doc_count_all() for s in rest)
     count = 1 if total <= CONSOLIDATE_ALONE else max(1, min(MAX_SEGMENTS - 1, workers,
                                                             len(rest) // 2))
+    # Each segment goes into the lightest group: none ends above total / count + the largest
+    # segment, which this count keeps within the bound.
+    room = MERGE_MAX_DOCS - rest[0].doc_count_all()
+    count = max(count, min(len(rest), -(-total // room)))
     groups: list[list] = [[] for _ in range(count)]
     sizes = [0] * count
     for seg in rest:  # the largest first, each into the lightest group

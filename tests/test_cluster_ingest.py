@@ -336,11 +336,27 @@ def test_consolidation_groups() -> None:
     assert consolidation_groups([_Seg(100)] * 6, 4) == []
     small = [_Seg(5000), *[_Seg(100)] * 9]
     assert [len(g) for g in consolidation_groups(small, 4)] == [9]  # all but the largest
-    big = [_Seg(50_000), *[_Seg(12_000)] * 20]
+    big = [_Seg(50_000), *[_Seg(12_000)] * 15]
     groups = consolidation_groups(big, 4)
-    assert [len(g) for g in groups] == [5, 5, 5, 5]
+    assert [len(g) for g in groups] == [3, 3, 3, 3, 3]
     assert all(s.n == 12_000 for g in groups for s in g)
     assert len(consolidation_groups(big, 50)) == 5  # the largest and 5 merged: 6 left
+
+
+def test_no_consolidation_merge_is_bigger_than_a_worker_can_hold() -> None:
+    """Seen at 300,000 documents (100,000, then 200,000 in 27 segments, 2 workers): two merges
+    of 100,000 documents each, ~8 GB on each worker and in the ingesting process: killed for
+    want of memory. No merge may write more than ``MERGE_MAX_DOCS`` documents."""
+    from indexer.cluster import MERGE_MAX_DOCS, consolidation_groups
+
+    segments = [_Seg(100_000), *[_Seg(10_000) for _ in range(9)], *[_Seg(7_000) for _ in range(18)]]
+    groups = consolidation_groups(segments, 2)
+    assert all(sum(s.n for s in g) <= MERGE_MAX_DOCS for g in groups)
+    merged = {id(s) for g in groups for s in g}
+    assert len(merged) == 27 and id(segments[0]) not in merged  # all but the largest
+    # a segment past the bound is left as it is
+    groups = consolidation_groups([_Seg(200_000), _Seg(80_000), *[_Seg(10)] * 6], 2)
+    assert [[s.n for s in g] for g in groups] == [[10] * 6]
 
 
 def test_a_worker_segment_bigger_than_the_writer_memory_spills_to_disk() -> None:
