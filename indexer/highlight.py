@@ -272,7 +272,7 @@ def highlight(text: str, match: MatchSet) -> str:
 
 def _token(raw: str, found: Found) -> str:
     """One token between spaces, escaped, its matching words in ``<mark>``."""
-    return _render(raw, [(offset, offset + length) for offset, length in found[1]])
+    return _render(raw, _spans(found, 0))
 
 
 def snippet(text: str, match: MatchSet, size: int = SNIPPET_WORDS) -> tuple[str, int]:

@@ -324,6 +324,8 @@ class SafeSegmentWriter(SegmentWriter):
         self._previous = {seg.segment_id() for seg in self.segments}
         self._own = self.newsegment.segment_id()
         """This writer's new segment: its (empty) files go when it is not used."""
+        self._collected: plain_postings.Collector | None = None
+        """The postings of the segment as it was written (see :meth:`_flush_segment`)."""
 
     def _flush_segment(self) -> None:
         """Whoosh's, with the postings it writes recorded on the way for the posting arrays
@@ -342,8 +344,7 @@ class SafeSegmentWriter(SegmentWriter):
         before any TOC lists the segment: every reader of it finds them."""
         segment = super()._finalize_segment()
         if segment is not None and segment.doc_count_all():
-            plain_postings.write(self.storage, self.schema, segment,
-                                 getattr(self, "_collected", None))
+            plain_postings.write(self.storage, self.schema, segment, self._collected)
         return segment
 
     def _commit_toc(self, segments: list) -> None:
