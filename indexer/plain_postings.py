@@ -346,6 +346,11 @@ def add_missing(ix: object) -> int:
 # --- reading ---------------------------------------------------------------------------------
 
 
+POSITIONS_SPAN_READ = 16_384
+"""Positions (4 bytes each) a phrase check reads at once for all its documents rather than one
+read per document, when the documents' positions lie within this many of each other."""
+
+
 class _Terms:
     """The sorted terms of a field, as a sequence of bytes for :func:`bisect.bisect_left`."""
 
@@ -481,10 +486,19 @@ class PlainPostings:
             return {}
         ends = np.cumsum(self._slice(f, "counts", a, b), dtype=np.int64)
         start = int(f.pos_starts[i])
+        found_docs, found_at = wanted[ok].tolist(), at[ok].tolist()
+        first, last = min(found_at), max(found_at)
+        lo = int(ends[first - 1]) if first else 0
+        hi = int(ends[last])
+        if hi - lo <= POSITIONS_SPAN_READ:
+            # One read for every document asked (a pread costs more than the bytes between).
+            block = self._slice(f, "positions", start + lo, start + hi)
+            return {d: block[(int(ends[k - 1]) if k else 0) - lo: int(ends[k]) - lo].tolist()
+                    for d, k in zip(found_docs, found_at, strict=True)}
         out = {}
-        for d, k in zip(wanted[ok].tolist(), at[ok].tolist(), strict=True):
-            lo = start + (int(ends[k - 1]) if k else 0)
-            out[d] = self._slice(f, "positions", lo, start + int(ends[k])).tolist()
+        for d, k in zip(found_docs, found_at, strict=True):
+            a_k = start + (int(ends[k - 1]) if k else 0)
+            out[d] = self._slice(f, "positions", a_k, start + int(ends[k])).tolist()
         return out
 
 

@@ -59,6 +59,14 @@ def assert_arrays_complete(index: Path) -> None:
                     if field in PHRASE_FIELDS:
                         at = arrays.positions(field, term, docs)
                         assert at == positions, (field, term)
+                        # Some documents (and one without the term): read in one block of
+                        # the term's positions, and one read per document.
+                        some = [*docs[::3], 10**6]
+                        for span in (0, 10**9):
+                            with pytest.MonkeyPatch.context() as mp:
+                                mp.setattr(plain_postings, "POSITIONS_SPAN_READ", span)
+                                got_some = arrays.positions(field, term, some)
+                            assert got_some == {d: positions[d] for d in docs[::3]}, (field, term)
                 assert arrays.postings(field, "zzzz-absent") is None
     finally:
         reader.close()
