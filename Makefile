@@ -45,7 +45,7 @@ lint: setup
 
 test: setup browser nginx
 	$(BIN)/ruff check .
-	$(BIN)/pytest -q --durations=15
+	$(BIN)/pytest -q -n 2 --dist loadfile --durations=15
 
 # The long reliability runs (about 16 minutes): 20 kill -9 during ingests, 2 minutes of
 # 50 requests/s while ingesting, 60 s of API writes and reads with ingests into the same index,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -268,7 +269,9 @@ def test_logs_are_json_lines_without_secrets(tmp_path: Path, sample_index: Path)
     secret = "s3cr3t-Key-Value-0987654321"
     log = tmp_path / "service.log"
     port = free_port()
-    env = {"COMMUNIQUES_INDEX": str(sample_index), "COMMUNIQUES_API_KEY": secret,
+    index = tmp_path / "index"  # it writes: a copy, never the session's shared index
+    shutil.copytree(sample_index, index)
+    env = {"COMMUNIQUES_INDEX": str(index), "COMMUNIQUES_API_KEY": secret,
            "COMMUNIQUES_DOCUMENTS": str(tmp_path / "docs"), "COMMUNIQUES_LOG_LEVEL": "INFO",
            "PATH": "/usr/bin:/bin"}
     with open(log, "wb") as err:
