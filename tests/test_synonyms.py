@@ -144,7 +144,7 @@ def test_edited_file_takes_effect_in_every_worker_while_writing(corpus, tmp_path
         headers = {"Authorization": f"Bearer {key}", "Content-Type": "text/markdown"}
         # The file is read again within a second; the deadline only bounds a slow machine
         # (each round writes a document and searches).
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 120
         seen = 0
         n = 0
         while time.monotonic() < deadline and seen < 6:
