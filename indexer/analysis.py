@@ -19,6 +19,7 @@ expression into the same folded surface forms and stems, keeping the original of
 
 from __future__ import annotations
 
+import os
 import re
 import threading
 import unicodedata
@@ -178,6 +179,8 @@ class _Pipeline:
     def __init__(self) -> None:
         self._nlp = None
         self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._thread_pid = 0
 
     @property
     def nlp(self):  # noqa: ANN201 - spacy.Language, imported lazily
@@ -209,10 +212,14 @@ class _Pipeline:
         )
 
     def load_in_background(self) -> threading.Thread:
-        """Start loading spaCy without waiting (a service is ready before the model is)."""
-        thread = threading.Thread(target=self.warm, name="spacy-load", daemon=True)
-        thread.start()
-        return thread
+        """Start loading spaCy without waiting (a service is ready before the model is); once
+        a process: later calls return the same thread."""
+        with self._lock:
+            if self._thread is None or self._thread_pid != os.getpid():  # a fork has no thread
+                self._thread = threading.Thread(target=self.warm, name="spacy-load", daemon=True)
+                self._thread_pid = os.getpid()
+                self._thread.start()
+            return self._thread
 
 
 _pipeline = _Pipeline()
@@ -323,6 +330,7 @@ def analyze_query(text: str, lemma: Callable[[str], str | None] | None = None) -
     if lemma is not None:
         return learnt_words(text, lemma)
     if not _pipeline.loaded:
+        _pipeline.load_in_background()  # an index without the table: spaCy is needed
         return tuple(light_words(text))
     return _analyze_query(text)
 

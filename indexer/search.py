@@ -48,7 +48,7 @@ from indexer.query import (
     parse_query,
     typo_distance,
 )
-from indexer.schema import PHRASE_FIELDS, TEXT_FIELDS, open_index
+from indexer.schema import LEMMA_FIELD, PHRASE_FIELDS, TEXT_FIELDS, open_index
 from indexer.snapshot import open_reader, open_searcher
 from indexer.synonyms import Thesaurus, ThesaurusSource
 from indexer.vocabulary import Vocabulary, aliases_of_index, index_aliases_stamp
@@ -306,17 +306,25 @@ class SearchIndex:
 
     def warm(self, wait_for_model: bool = True) -> None:
         """Build the arrays, the lexicon and the completion forms before the first visitor
-        needs them, and load spaCy and read the longest posting lists (or, with
-        ``wait_for_model=False``, start both in the background)."""
-        thread = load_in_background()
-        if wait_for_model:
-            thread.join()
+        needs them, and read the longest posting lists and, on an index without the lemma
+        table, load spaCy (or, with ``wait_for_model=False``, start both in the background)."""
+        if self.needs_spacy():
+            thread = load_in_background()
+            if wait_for_model:
+                thread.join()
         self.search(SearchRequest(q="numérique"))
         engine = self.engine()
         engine.lexicon  # noqa: B018 - built on first access
         engine.display  # noqa: B018
         if wait_for_model:
             engine.preloaded.wait()
+
+    def needs_spacy(self) -> bool:
+        """Whether queries need spaCy: only on an index written before the lemma table (see
+        :func:`~indexer.analysis.analyze_query`). A worker over an index with the table never
+        loads it: spaCy's French model is ~230 MB of each worker's memory and seconds of its
+        start, for nothing a search, a completion or a highlight uses."""
+        return LEMMA_FIELD not in self.ix.schema
 
     def warmed(self) -> bool:
         """True once the current generation's longest posting lists are in memory."""

@@ -132,6 +132,10 @@ class TaggingService:
                 return None
             if self._loaded is None or self._loaded.stamp != stamp:
                 model, info = load_model(self.model_path)
+                if model.analysis == "full":  # drafts read by spaCy: loaded before the first
+                    from indexer.analysis import load_in_background
+
+                    load_in_background()
                 self._loaded = Loaded(stamp, model, info)
             return self._loaded
 

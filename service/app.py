@@ -210,7 +210,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
         search = app.state.ctx.search
         engine = search.engine()
-        full, warmed = analysis_ready(), search.warmed() and app.state.ctx.writes.ready
+        full = analysis_ready() or not search.needs_spacy()
+        warmed = search.warmed() and app.state.ctx.writes.ready
         # Ready once, ready for good: a new generation after a commit or a publish reads its
         # posting lists ahead too, but every replica does so at the same moment, and taking
         # them all out of a balancer then would stop the service.
@@ -222,7 +223,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "status": "ok" if app.state.ready else "loading",
             # the documents the caller may see: drafts are not even counted for the public
             "documents": int(search.visible(engine, viewer.drafts).sum()),
-            # "light" for the few seconds spaCy takes to load after a start
+            # "light" for the few seconds spaCy takes to load after a start, on an index
+            # without the lemma table (with it, queries never need spaCy)
             "analysis": "full" if full else "light",
             # "loading" while the longest posting lists are read ahead after a start or a commit
             "postings": "ready" if warmed else "loading",

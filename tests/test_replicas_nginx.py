@@ -136,10 +136,14 @@ def test_health_is_503_until_the_replica_has_loaded(sample_index: Path, tmp_path
     from fastapi.testclient import TestClient
 
     import indexer.analysis
+    from indexer.search import SearchIndex
     from service.app import create_app
     from service.context import Settings
 
-    monkeypatch.setattr(indexer.analysis, "analysis_ready", lambda: False)  # spaCy loading
+    # An index written before the lemma table, while spaCy loads (with the table, queries
+    # never need spaCy: tests/test_worker_memory.py).
+    monkeypatch.setattr(SearchIndex, "needs_spacy", lambda self: True)
+    monkeypatch.setattr(indexer.analysis, "analysis_ready", lambda: False)
     app = create_app(Settings(index_dir=sample_index, documents_dir=tmp_path / "docs"))
     with TestClient(app) as client:
         r = client.get("/health")
