@@ -109,8 +109,9 @@ class HealthOut(BaseModel):
     documents: int = Field(description="Documents the caller may see (drafts are counted for "
                            "readers and writers only).", examples=[1874])
     analysis: Literal["full", "light"] = Field(
-        description="`light` for the few seconds spaCy takes to load after a start (queries "
-        "meanwhile use a lighter analysis), then `full`.", examples=["full"])
+        description="`full` when queries get their lemmas: at once on an index with the lemma "
+        "table; on an index written before it, `light` for the few seconds spaCy takes to load "
+        "after a start (queries meanwhile use a lighter analysis).", examples=["full"])
     postings: Literal["ready", "loading"] = Field(
         description="`loading` while the longest posting lists are read ahead after a start or "
         "a commit (searches answer meanwhile, more slowly), then `ready`.", examples=["ready"])
@@ -198,7 +199,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.get("/health", tags=["ops"], response_model=HealthOut, summary="Service health",
              openapi_extra=KEY_OPTIONAL,
              responses={503: {"model": HealthOut, "description": (
-                 "Still loading after a start (spaCy, the longest posting lists): the same "
+                 "Still loading after a start (the longest posting lists; spaCy on an index "
+                 "written before the lemma table): the same "
                  "fields, `status` `loading`, and `Retry-After`: a balancer sends no traffic "
                  "yet.")}})
     def health(viewer: Caller, response: Response) -> dict[str, object]:
