@@ -323,8 +323,11 @@ class SearchIndex:
         """Whether queries need spaCy: only on an index written before the lemma table (see
         :func:`~indexer.analysis.analyze_query`). A worker over an index with the table never
         loads it: spaCy's French model is ~230 MB of each worker's memory and seconds of its
-        start, for nothing a search, a completion or a highlight uses."""
-        return LEMMA_FIELD not in self.ix.schema
+        start, for nothing a search, a completion or a highlight uses.
+
+        Read from the current generation's pinned reader, never from ``ix.schema``: that reads
+        the newest table of contents from disk, which a writer may delete meanwhile."""
+        return LEMMA_FIELD not in self.engine().searcher.schema
 
     def warmed(self) -> bool:
         """True once the current generation's longest posting lists are in memory."""

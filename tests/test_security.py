@@ -57,10 +57,12 @@ def _no_live_payload(page: str) -> None:
 @pytest.fixture
 def xss_doc(live_server: str) -> Iterator[str]:
     url = live_server + "/api/documents/zorglub-xss"
-    r = httpx.put(url, content=XSS_DOC.encode(), headers={**KEY, "Content-Type": "text/markdown"})
+    # a first write waits for its worker's write process to start (seconds on a busy machine)
+    r = httpx.put(url, content=XSS_DOC.encode(), headers={**KEY, "Content-Type": "text/markdown"},
+                  timeout=60)
     assert r.status_code == 200, r.text
     yield "zorglub-xss"
-    httpx.delete(url, headers=KEY)
+    httpx.delete(url, headers=KEY, timeout=60)
 
 
 def test_documents_with_xss_payloads_come_back_escaped(live_server: str, xss_doc: str) -> None:
