@@ -19,7 +19,6 @@ expression into the same folded surface forms and stems, keeping the original of
 
 from __future__ import annotations
 
-import os
 import re
 import threading
 import unicodedata
@@ -180,7 +179,6 @@ class _Pipeline:
         self._nlp = None
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
-        self._thread_pid = 0
 
     @property
     def nlp(self):  # noqa: ANN201 - spacy.Language, imported lazily
@@ -215,9 +213,8 @@ class _Pipeline:
         """Start loading spaCy without waiting (a service is ready before the model is); once
         a process: later calls return the same thread."""
         with self._lock:
-            if self._thread is None or self._thread_pid != os.getpid():  # a fork has no thread
+            if self._thread is None:
                 self._thread = threading.Thread(target=self.warm, name="spacy-load", daemon=True)
-                self._thread_pid = os.getpid()
                 self._thread.start()
             return self._thread
 

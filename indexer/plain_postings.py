@@ -484,22 +484,19 @@ class PlainPostings:
         ok[ok] = ids[at[ok]] == wanted[ok]
         if not ok.any():
             return {}
-        ends = np.cumsum(self._slice(f, "counts", a, b), dtype=np.int64)
+        counts = self._slice(f, "counts", a, b)
+        ends = np.cumsum(counts, dtype=np.int64)
+        begins = ends - counts
         start = int(f.pos_starts[i])
-        found_docs, found_at = wanted[ok].tolist(), at[ok].tolist()
-        first, last = min(found_at), max(found_at)
-        lo = int(ends[first - 1]) if first else 0
-        hi = int(ends[last])
+        spans = [(d, int(begins[k]), int(ends[k]))
+                 for d, k in zip(wanted[ok].tolist(), at[ok].tolist(), strict=True)]
+        lo, hi = min(s for _, s, _ in spans), max(e for _, _, e in spans)
         if hi - lo <= POSITIONS_SPAN_READ:
             # One read for every document asked (a pread costs more than the bytes between).
             block = self._slice(f, "positions", start + lo, start + hi)
-            return {d: block[(int(ends[k - 1]) if k else 0) - lo: int(ends[k]) - lo].tolist()
-                    for d, k in zip(found_docs, found_at, strict=True)}
-        out = {}
-        for d, k in zip(found_docs, found_at, strict=True):
-            a_k = start + (int(ends[k - 1]) if k else 0)
-            out[d] = self._slice(f, "positions", a_k, start + int(ends[k])).tolist()
-        return out
+            return {d: block[s - lo:e - lo].tolist() for d, s, e in spans}
+        return {d: self._slice(f, "positions", start + s, start + e).tolist()
+                for d, s, e in spans}
 
 
 def open_for(storage: object, segment_id: str) -> PlainPostings | None:

@@ -319,7 +319,7 @@ class SearchIndex:
         if wait_for_model:
             engine.preloaded.wait()
 
-    def needs_spacy(self) -> bool:
+    def needs_spacy(self, engine: Engine | None = None) -> bool:
         """Whether queries need spaCy: only on an index written before the lemma table (see
         :func:`~indexer.analysis.analyze_query`). A worker over an index with the table never
         loads it: spaCy's French model is ~230 MB of each worker's memory and seconds of its
@@ -327,7 +327,7 @@ class SearchIndex:
 
         Read from the current generation's pinned reader, never from ``ix.schema``: that reads
         the newest table of contents from disk, which a writer may delete meanwhile."""
-        return LEMMA_FIELD not in self.engine().searcher.schema
+        return LEMMA_FIELD not in (engine or self.engine()).searcher.schema
 
     def warmed(self) -> bool:
         """True once the current generation's longest posting lists are in memory."""

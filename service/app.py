@@ -212,7 +212,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
         search = app.state.ctx.search
         engine = search.engine()
-        full = analysis_ready() or not search.needs_spacy()
+        full = analysis_ready() or not search.needs_spacy(engine)
         warmed = search.warmed() and app.state.ctx.writes.ready
         # Ready once, ready for good: a new generation after a commit or a publish reads its
         # posting lists ahead too, but every replica does so at the same moment, and taking

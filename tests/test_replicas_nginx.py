@@ -142,7 +142,7 @@ def test_health_is_503_until_the_replica_has_loaded(sample_index: Path, tmp_path
 
     # An index written before the lemma table, while spaCy loads (with the table, queries
     # never need spaCy: tests/test_worker_memory.py).
-    monkeypatch.setattr(SearchIndex, "needs_spacy", lambda self: True)
+    monkeypatch.setattr(SearchIndex, "needs_spacy", lambda self, engine=None: True)
     monkeypatch.setattr(indexer.analysis, "analysis_ready", lambda: False)
     app = create_app(Settings(index_dir=sample_index, documents_dir=tmp_path / "docs"))
     with TestClient(app) as client:

@@ -4,6 +4,8 @@ highlights and (table-analysis) tag suggestions all do without it, and its Frenc
 
 from __future__ import annotations
 
+import concurrent.futures as cf
+import shutil
 from pathlib import Path
 
 import httpx
@@ -30,24 +32,47 @@ def _maps_module(pid: int, folder: str) -> bool:
 
 def test_workers_answer_without_loading_spacy(tmp_path: Path, sample_index: Path,
                                               sample_model: Path) -> None:
-    server = start_server(sample_index, {"COMMUNIQUES_MODEL": str(sample_model),
-                                         "COMMUNIQUES_FEEDBACK": str(tmp_path / "fb.jsonl")},
-                          workers=2)
+    """Anonymous searches, completions and suggestions on both workers while a key holder
+    writes (the write processes load spaCy; the workers do not)."""
+    index = tmp_path / "index"  # written to: a copy of the session's index
+    shutil.copytree(sample_index, index)
+    key = "worker-memory-key"
+    server = start_server(index, {"COMMUNIQUES_MODEL": str(sample_model),
+                                  "COMMUNIQUES_FEEDBACK": str(tmp_path / "fb.jsonl"),
+                                  "COMMUNIQUES_API_KEY": key,
+                                  "COMMUNIQUES_DOCUMENTS": str(tmp_path / "docs")}, workers=2)
+    editor = {"Authorization": f"Bearer {key}", "Content-Type": "text/markdown"}
+
+    def write(n: int) -> int:
+        body = f"---\ntitle: Note {n} sur l’identité numérique\ndate: 2024-02-0{n + 1}\n---\n\nTexte.\n"
+        return httpx.put(f"{server.url}/api/documents/note-{n}?collection=communiques",
+                         content=body.encode(), headers=editor, timeout=120).status_code
+
     try:
         health = httpx.get(server.url + "/health", timeout=30).json()
         assert health["status"] == "ok" and health["analysis"] == "full", health
-        for _ in range(6):  # both workers: searches (lemmas matched), completions, suggestions
-            r = httpx.get(server.url + "/api/search", params={"q": "développées"}, timeout=30)
-            assert r.status_code == 200 and r.json()["total"] > 0
-            assert httpx.get(server.url + "/api/autocomplete", params={"q": "numéri"},
-                             timeout=30).status_code == 200
-            r = httpx.post(server.url + "/api/tags/suggest", timeout=60, json={
-                "title": "L’État ouvre ses données", "text": "Les données ouvertes sur data.gouv.fr."})
-            assert r.status_code == 200 and r.json()["tags"], r.text
+        with cf.ThreadPoolExecutor(1) as pool:
+            writes = [pool.submit(write, n) for n in range(4)]
+            while not all(w.done() for w in writes):  # both workers, anonymous, meanwhile
+                r = httpx.get(server.url + "/api/search", params={"q": "développées"},
+                              timeout=30)
+                assert r.status_code == 200 and r.json()["total"] > 0
+                assert httpx.get(server.url + "/api/autocomplete", params={"q": "numéri"},
+                                 timeout=30).status_code == 200
+                r = httpx.post(server.url + "/api/tags/suggest", timeout=60, json={
+                    "title": "L’État ouvre ses données",
+                    "text": "Les données ouvertes sur data.gouv.fr."})
+                assert r.status_code == 200 and r.json()["tags"], r.text
+            assert all(w.result() in (200, 201) for w in writes)
+        found = httpx.get(server.url + "/api/search", params={"q": "note identité"},
+                          timeout=30).json()["hits"]
+        assert any(h["id"].startswith("note-") for h in found)
         children = _children(server.proc.pid)  # the two workers (and multiprocessing's helper)
         workers = [pid for pid in children if _maps_module(pid, "/numpy/")]
         assert len(workers) == 2, children
         assert not any(_maps_module(pid, "/spacy/") or _maps_module(pid, "/thinc/")
                        for pid in workers)
+        # ... while the write processes, which analyse what is written, have it
+        assert any(_maps_module(g, "/spacy/") for pid in workers for g in _children(pid))
     finally:
         server.stop()
