@@ -873,13 +873,19 @@ class Engine:
             self._tags_t = self.tags.T  # built once: a transposed view costs ~50 µs a call
         tag_counts = np.asarray(self._tags_t @ sel).ravel()
         top = np.argsort(-tag_counts, kind="stable")[:tag_limit]
+        top = top[tag_counts[top] > 0]
+        # Years are counted into an array indexed by the year itself (2,000 slots for a few
+        # years used): only the slots used are read, as Python numbers at once (reading every
+        # slot as a numpy scalar was 0.15 ms a search).
         years = np.bincount(self.year[docnums]) if len(docnums) else np.zeros(0, dtype=np.int64)
+        used = np.flatnonzero(years)[::-1]
         colls = np.bincount(self.collection[docnums], minlength=len(self.collection_names))
         return {
-            "tag": [(self.tag_names[i], int(tag_counts[i])) for i in top if tag_counts[i] > 0],
+            "tag": list(zip([self.tag_names[i] for i in top.tolist()],
+                            tag_counts[top].tolist(), strict=True)),
             "collection": sorted(
-                ((self.collection_names[i], int(c)) for i, c in enumerate(colls) if c),
+                ((self.collection_names[i], c) for i, c in enumerate(colls.tolist()) if c),
                 key=lambda x: -x[1],
             ),
-            "year": [(str(y), int(years[y])) for y in range(len(years) - 1, -1, -1) if years[y]],
+            "year": list(zip(map(str, used.tolist()), years[used].tolist(), strict=True)),
         }

@@ -689,7 +689,7 @@ class SearchIndex:
                      fields={"title": 1.0})
         for i in m.order[: limit - len(out)].tolist():
             docnum = int(m.docs[i])
-            url = m.engine.stored_fields(docnum).get("url", "")
+            url = m.engine.hit_fields(docnum).get("url", "")  # kept: asked again next keystroke
             out.append({"text": m.engine.titles[docnum], "kind": "title",
                         "id": m.engine.ids[docnum], "url": url})
         return out[:limit]
