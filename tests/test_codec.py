@@ -9,7 +9,7 @@ import pytest
 from whoosh.codec.whoosh3 import W3Codec
 
 from indexer import ingest as ingest_module
-from indexer.codec import PlainStoredCodec
+from indexer.codec import IndexCodec
 from indexer.schema import open_index
 from indexer.search import SearchIndex, SearchRequest
 from service.cli import main
@@ -39,7 +39,7 @@ def test_new_segments_store_fields_plain_beside_compressed_ones(
     assert _codecs(index) == [W3Codec]
     _write(src, range(4, 7), "interopérabilité")
     assert main(["ingest", str(src), "--index", str(index)]) == 0
-    assert sorted(map(str, _codecs(index))) == sorted(map(str, [W3Codec, PlainStoredCodec]))
+    assert sorted(map(str, _codecs(index))) == sorted(map(str, [W3Codec, IndexCodec]))
     plain = [p for p in index.glob("*._stored.col") if b"interop\xc3\xa9rabilit\xc3\xa9" in p.read_bytes()]
     assert len(plain) == 1, "the new segment's bodies are readable bytes, not zlib streams"
 
@@ -52,8 +52,34 @@ def test_new_segments_store_fields_plain_beside_compressed_ones(
     capsys.readouterr()
     assert main(["ingest", str(src), "--index", str(index), "--optimize", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["segments"] == 1
-    assert _codecs(index) == [PlainStoredCodec]
+    assert _codecs(index) == [IndexCodec]
     si = SearchIndex(open_index(index), preload=False)
     titles = {h.title for h in si.search(SearchRequest(q="texte", size=20)).hits}
     assert titles == {f"Communiqué souveraineté {i}" for i in range(4)} | {
         f"Communiqué interopérabilité {i}" for i in range(4, 7)}
+
+
+def test_same_results_as_with_whoosh_codec(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Blocks written without length statistics score exactly as before: the engine scores
+    from its posting lists and the field lengths' column, never from Whoosh's block figures."""
+    from tests.conftest import SAMPLE_CORPUS
+
+    def build(name: str, options: dict) -> SearchIndex:
+        index = tmp_path / name
+        with monkeypatch.context() as m:
+            m.setattr(ingest_module, "WRITER_OPTIONS", options)
+            assert main(["ingest", str(SAMPLE_CORPUS), "--index", str(index)]) == 0
+        return SearchIndex(open_index(index), preload=False)
+
+    whoosh = build("whoosh", {"compound": False, "codec": W3Codec(compression=0)})
+    ours = build("ours", ingest_module.writer_options())
+    assert _codecs(tmp_path / "ours") == [IndexCodec]
+    for q in ("numérique", "données ouvertes", "identité numérique", "cyber*", "\"service public\"",
+              "accessibilite des sites", "agents publics formation"):
+        for drafts in (False, True):
+            a = whoosh.search(SearchRequest(q=q, size=20, drafts=drafts))
+            b = ours.search(SearchRequest(q=q, size=20, drafts=drafts))
+            assert a.total == b.total and a.total > 0, q
+            assert [(h.id, h.score, h.snippet_html, h.title_html) for h in a.hits] == [
+                (h.id, h.score, h.snippet_html, h.title_html) for h in b.hits], q
+            assert a.facets == b.facets, q
