@@ -7,12 +7,14 @@ from __future__ import annotations
 import csv
 import io
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
 from service.cli import main
+from tests.conftest import start_server
 
 
 def run(capsys: pytest.CaptureFixture, *args: str) -> tuple[int, str, str]:
@@ -22,13 +24,22 @@ def run(capsys: pytest.CaptureFixture, *args: str) -> tuple[int, str, str]:
     return code, out.out, out.err
 
 
-def test_search_json_has_the_api_fields(sample_index: Path, live_server: str,
+@pytest.fixture(scope="module")
+def sample_server(sample_index: Path) -> Iterator[str]:
+    """A service over the very index the command line reads. The session's ``live_server``
+    serves a copy that other tests write to: its ranking moves with their documents."""
+    server = start_server(sample_index)
+    yield server.url
+    server.stop()
+
+
+def test_search_json_has_the_api_fields(sample_index: Path, sample_server: str,
                                         capsys: pytest.CaptureFixture) -> None:
     code, out, _ = run(capsys, "search", "cloud", "--index", str(sample_index), "--json",
                        "--published", "--limit", "5")
     assert code == 0
     cli_hits = json.loads(out)
-    api = httpx.get(live_server + "/api/search",
+    api = httpx.get(sample_server + "/api/search",
                     params={"q": "cloud", "published": "true", "size": 5}, timeout=30).json()
     assert [h["id"] for h in cli_hits] == [h["id"] for h in api["hits"]]
     for cli_hit, api_hit in zip(cli_hits, api["hits"], strict=True):
