@@ -1,4 +1,5 @@
-"""Stored fields written plain, and indexes written before (zlib-compressed) still read."""
+"""The index's codec: stored fields written plain, blocks without length statistics, and
+indexes written before with Whoosh's codec still read."""
 
 from __future__ import annotations
 
@@ -13,7 +14,10 @@ from indexer.codec import IndexCodec
 from indexer.schema import open_index
 from indexer.search import SearchIndex, SearchRequest
 from service.cli import main
-from tests.conftest import GOOD
+from tests.conftest import GOOD, SAMPLE_CORPUS
+
+WHOOSH_OPTIONS = {"compound": False, "codec": W3Codec(compression=0)}
+"""How the previous version wrote its segments."""
 
 
 def _write(folder: Path, names: range, word: str) -> None:
@@ -34,7 +38,7 @@ def test_new_segments_store_fields_plain_beside_compressed_ones(
     src, index = tmp_path / "src", tmp_path / "index"
     _write(src, range(4), "souveraineté")
     with monkeypatch.context() as m:  # an index written by the previous version
-        m.setattr(ingest_module, "WRITER_OPTIONS", {"compound": False, "codec": W3Codec(compression=0)})
+        m.setattr(ingest_module, "WRITER_OPTIONS", WHOOSH_OPTIONS)
         assert main(["ingest", str(src), "--index", str(index)]) == 0
     assert _codecs(index) == [W3Codec]
     _write(src, range(4, 7), "interopérabilité")
@@ -62,8 +66,6 @@ def test_new_segments_store_fields_plain_beside_compressed_ones(
 def test_same_results_as_with_whoosh_codec(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Blocks written without length statistics score exactly as before: the engine scores
     from its posting lists and the field lengths' column, never from Whoosh's block figures."""
-    from tests.conftest import SAMPLE_CORPUS
-
     def build(name: str, options: dict) -> SearchIndex:
         index = tmp_path / name
         with monkeypatch.context() as m:
@@ -71,7 +73,7 @@ def test_same_results_as_with_whoosh_codec(tmp_path: Path, monkeypatch: pytest.M
             assert main(["ingest", str(SAMPLE_CORPUS), "--index", str(index)]) == 0
         return SearchIndex(open_index(index), preload=False)
 
-    whoosh = build("whoosh", {"compound": False, "codec": W3Codec(compression=0)})
+    whoosh = build("whoosh", WHOOSH_OPTIONS)
     ours = build("ours", ingest_module.writer_options())
     assert _codecs(tmp_path / "ours") == [IndexCodec]
     for q in ("numérique", "données ouvertes", "identité numérique", "cyber*", "\"service public\"",
