@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import shutil
+import time
 from pathlib import Path
 
 import httpx
@@ -64,9 +65,16 @@ def test_workers_answer_without_loading_spacy(tmp_path: Path, sample_index: Path
                     "text": "Les données ouvertes sur data.gouv.fr."})
                 assert r.status_code == 200 and r.json()["tags"], r.text
             assert all(w.result() in (200, 201) for w in writes)
-        found = httpx.get(server.url + "/api/search", params={"q": "note identité"},
-                          timeout=30).json()["hits"]
-        assert any(h["id"].startswith("note-") for h in found)
+        # A write is seen at once by its own worker, by the other one at its next look at the
+        # index (every 0.25 s) once the new generation is built: poll, the machine is shared.
+        deadline = time.monotonic() + 10
+        while True:
+            found = httpx.get(server.url + "/api/search", params={"q": "note identité"},
+                              timeout=30).json()["hits"]
+            if sum(h["id"].startswith("note-") for h in found) == 4 or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        assert sum(h["id"].startswith("note-") for h in found) == 4, [h["id"] for h in found]
         children = _children(server.proc.pid)  # the two workers (and multiprocessing's helper)
         workers = [pid for pid in children if _maps_module(pid, "/numpy/")]
         assert len(workers) == 2, children
