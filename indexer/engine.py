@@ -38,7 +38,7 @@ from whoosh.searching import Searcher
 from indexer import highlight, plain_postings
 from indexer.analysis import PAIR_SEPARATOR, STEM_PREFIX, written_forms
 from indexer.columns import SegmentColumns, assemble, deleted_of, read_segment
-from indexer.schema import LEMMA_FIELD, TEXT_FIELDS
+from indexer.schema import LEMMA_FIELD, MARKS_FIELD, TEXT_FIELDS
 
 K1 = 1.2
 B = 0.75
@@ -256,6 +256,14 @@ class Lexicon:
             idx = idx[top]
         order = sorted(idx.tolist(), key=lambda i: (-int(self.df[i]), self.terms[i]))
         return [self.terms[i] for i in order]
+
+    def starting(self, prefix: str, limit: int) -> list[str] | None:
+        """Every term that starts with ``prefix`` (itself included), or None when there are
+        more than ``limit`` (the hashes a highlighted prefix matches, see
+        :meth:`indexer.highlight.MatchSet.hashes`)."""
+        lo = bisect.bisect_left(self.terms, prefix)
+        hi = bisect.bisect_left(self.terms, prefix + "\U0010ffff")
+        return self.terms[lo:hi] if hi - lo <= limit else None
 
     def fuzzy(self, word: str, maxdist: int, limit: int) -> list[str]:
         """Terms within ``maxdist`` edits (transpositions count as one), same first letter,
@@ -701,13 +709,16 @@ class Engine:
             return
         ts = np.where(np.isnan(self.timestamp) | ~self.live, -np.inf, self.timestamp)
         newest = np.argsort(-ts, kind="stable")[: min(texts, self.doc_count)]
+        # Documents with marks have their snippets found without the table: only their
+        # titles are highlighted through it.
+        fields = ("title",) if MARKS_FIELD in reader.schema else ("title", "chapeau", "body")
 
         def stored() -> Iterator[str]:
             for docnum in newest.tolist():
                 if not current():
                     return
                 f = reader.stored_fields(docnum)
-                yield "\n".join(f.get(k, "") for k in ("title", "chapeau", "body"))
+                yield "\n".join(f.get(k, "") for k in fields)
 
         highlight.learn(stored())
 

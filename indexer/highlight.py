@@ -8,15 +8,27 @@ Why an inverted table of the tokens seen: a page of ten hits holds about a thous
 tokens, and judging each against the query was most of a search's time. Every raw token met
 is analysed once (:data:`_SEEN`) and filed under its terms and stem; a query then looks up the
 few tokens that can match it, and a hit's text is only split and scanned for those.
+
+Why marks written at ingest (:func:`marks_of`): even so, a hit read for the first time cost
+its text split, its tokens put in a set and checked against the table, about 100 µs of the
+150 a hit took. The ingest, which analyses every token anyway, stores beside the text the
+hash of each key a token can be matched by (its stem and plain terms) and where the token
+stands; a query hashes its own keys once (:meth:`MatchSet.hashes`), and a hit's matches are
+then one binary search over its marks in numpy, its text split only as far as the passage
+shown. Documents written before the marks existed keep the table's way.
 """
 
 from __future__ import annotations
 
 import html
 import threading
+import zlib
 from bisect import bisect_left
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from functools import lru_cache
+
+import numpy as np
 
 from indexer.analysis import _LIGHT_TOKEN, _word_parts
 
@@ -34,6 +46,17 @@ term), and where its matching words stand in it."""
 
 _HEAD = 3
 """Prefix queries look tokens up by the first letters of their terms."""
+
+Marks = tuple[bytes, bytes]
+"""What :func:`marks_of` stores for a hit's text: the 16-bit hashes of its tokens' keys, in
+token order (uint16), and how many keys each token of ``text.split()`` has (uint8)."""
+
+KEYS_PER_TOKEN = 255
+"""A token's keys beyond this many (a run of hundreds of compound parts) are not marked."""
+
+PREFIX_TERMS_MAX = 2_000
+"""A prefix that starts more indexed terms than this (one or two letters typed) is matched
+through the table of tokens seen rather than hashed term by term."""
 
 
 class _Seen:
@@ -79,6 +102,7 @@ class _Seen:
                 added.append(raw)
 
 
+@lru_cache(maxsize=100_000)
 def _pieces(raw: str) -> Pieces:
     """The words of a token between spaces: those of the light tokenizer, each analysed by the
     shared analysis (so a highlight marks what the index would have indexed)."""
@@ -91,6 +115,64 @@ def _pieces(raw: str) -> Pieces:
 
 
 _SEEN = _Seen()
+
+
+def snippet_text(chapeau: str, body: str) -> str:
+    """The text a hit's snippet is taken from (and its marks computed over)."""
+    return "\n\n".join(x for x in (chapeau, body) if x)
+
+
+def key_hash(key: str) -> int:
+    """A term's or stem's hash in the marks: the low 16 bits of the CRC-32 of its UTF-8,
+    stable across processes and versions (unlike Python's ``hash``). Short, so that marks
+    add little to what a hit reads (a 3,000-character text: about 1.5 KB); a token whose
+    hash only collides with a query key's is told apart when the passage is written."""
+    return zlib.crc32(key.encode("utf-8")) & 0xFFFF
+
+
+@lru_cache(maxsize=200_000)
+def _token_keys(raw: str) -> tuple[int, ...]:
+    """The hashes of the keys a token between spaces can be matched by: for each of its
+    words the stem first, else the first plain term (the word's key when a snippet counts
+    distinct query words), then its plain terms."""
+    out: list[int] = []
+    for terms, stem, _, _ in _pieces(raw):
+        for key in ((stem,) if stem is not None else ()) + terms:
+            h = key_hash(key)
+            if h not in out:
+                out.append(h)
+    return tuple(out[:KEYS_PER_TOKEN])
+
+
+def marks_of(text: str) -> Marks:
+    """The marks of a hit's text (see :data:`Marks`), computed once at ingest."""
+    hashes: list[int] = []
+    counts: list[int] = []
+    for raw in text.split():
+        keys = _token_keys(raw)
+        hashes.extend(keys)
+        counts.append(len(keys))
+    return (np.array(hashes, dtype=np.uint16).tobytes(),
+            np.array(counts, dtype=np.uint8).tobytes())
+
+
+def _marked(marks: Marks, hashes: np.ndarray) -> tuple[list[int], list[int]]:
+    """The tokens that have a key among the query's ``hashes`` (sorted), in order, and the
+    key of each (its first: the stem of its first word). A candidate only: see
+    :func:`snippet`."""
+    h = np.frombuffer(marks[0], dtype=np.uint16)
+    if not len(h) or not len(hashes):
+        return [], []
+    pos = np.searchsorted(hashes, h)
+    np.minimum(pos, len(hashes) - 1, out=pos)
+    keys = np.flatnonzero(hashes[pos] == h)
+    if not len(keys):
+        return [], []
+    counts = np.frombuffer(marks[1], dtype=np.uint8)
+    ends = np.cumsum(counts)
+    tokens = np.searchsorted(ends, keys, side="right")
+    at = list(dict.fromkeys(tokens.tolist()))
+    return at, h[ends[at] - counts[at]].tolist()
 
 
 _LEARNT_ONCE = threading.Lock()
@@ -129,6 +211,8 @@ class MatchSet:
     _matched: dict[str, Found] | None = field(default=None, repr=False, compare=False)
     _state: tuple[int, int, int] = field(default=(0, 0, 0), repr=False, compare=False)
     _upto: tuple[int, int] = field(default=(0, 0), repr=False, compare=False)
+    _hashes: tuple[tuple[int, int, int], np.ndarray | None] | None = field(
+        default=None, repr=False, compare=False)
 
     def __bool__(self) -> bool:
         return bool(self.terms or self.stems or self.prefixes)
@@ -145,6 +229,27 @@ class MatchSet:
                 key = key or stem or terms[0]
                 spans.append((offset, length))
         return (key, tuple(spans)) if key else None
+
+    def hashes(self, starting: Callable[[str, int], list[str] | None]) -> np.ndarray | None:
+        """The sorted hashes of every key the query matches (see :func:`marks_of`): its terms,
+        its stems and, through ``starting`` (the index's terms that start with a prefix, or
+        None past a limit), the terms its prefixes start. None when a prefix starts too many
+        terms (the hits are then matched through the table of tokens seen). Once per query."""
+        state = (len(self.terms), len(self.stems), len(self.prefixes))
+        if self._hashes is not None and self._hashes[0] == state:
+            return self._hashes[1]
+        keys = self.terms | self.stems
+        found: np.ndarray | None = None
+        for prefix in self.prefixes:
+            terms = starting(prefix, PREFIX_TERMS_MAX)
+            if terms is None:
+                break
+            keys.update(terms)
+        else:
+            found = np.unique(np.fromiter(map(key_hash, keys), dtype=np.uint16,
+                                          count=len(keys)))
+        self._hashes = (state, found)
+        return found
 
     def matched(self, raws: set[str]) -> dict[str, Found]:
         """Tokens between spaces → what matches in them, for every token of ``raws`` that
@@ -275,7 +380,8 @@ def _token(raw: str, found: Found) -> str:
     return _render(raw, _spans(found, 0))
 
 
-def snippet(text: str, match: MatchSet, size: int = SNIPPET_WORDS) -> tuple[str, int]:
+def snippet(text: str, match: MatchSet, size: int = SNIPPET_WORDS, marks: Marks | None = None,
+            hashes: np.ndarray | None = None) -> tuple[str, int]:
     """The best passage of about ``size`` words, highlighted, and how many words matched in it.
 
     Best = most distinct query words, then most matches; the passage starts a few words before
@@ -284,16 +390,53 @@ def snippet(text: str, match: MatchSet, size: int = SNIPPET_WORDS) -> tuple[str,
     Why words between spaces: ``str.split`` is a tenth of the cost of a regular expression
     over a hit's text (Python's ``re`` was most of a snippet's time); each token's word is
     then what the analysis keeps of it (:func:`~indexer.analysis._word_parts`: elision and
-    punctuation dropped, compounds in parts). Only the tokens that match are looked at (see
-    :meth:`MatchSet.matched`), and the passage is written from its tokens joined by single
+    punctuation dropped, compounds in parts). With the text's ``marks`` and the query's
+    ``hashes`` (:meth:`MatchSet.hashes`), the matching tokens are found in the marks and the
+    text is split only as far as the passage; otherwise only the tokens that match are looked
+    at (see :meth:`MatchSet.matched`). The passage is written from its tokens joined by single
     spaces (a snippet's white space is normalised anyway), never by finding them in the text.
     """
+    if marks is not None and hashes is not None and match:
+        at, keys = _marked(marks, hashes)
+        while True:
+            lo = _best_start(at, keys, size)
+            end = lo + size
+            raws = text.split(None, end)
+            more = len(raws) > end
+            if more:
+                raws[end:] = []
+            elif len(raws) - lo < size:  # the text ends before the passage would: it ends there
+                lo = max(0, len(raws) - size)
+            hi = len(raws)
+            found = {j: _found(match, raws[j])
+                     for j in at[bisect_left(at, lo) : bisect_left(at, hi)]}
+            if None not in found.values():
+                break
+            # A hash that only collided: that token is no match; choose the passage again.
+            kept = [k for k, j in enumerate(at) if found.get(j, True) is not None]
+            at, keys = [at[k] for k in kept], [keys[k] for k in kept]
+        return _passage(raws, lo, hi, more, list(found), found.__getitem__, text), len(found)
     raws = text.split()
     n = len(raws)
-    if not n:
-        return html.escape(text[:300]), 0
     at, matched = _positions(raws, match) if match else ([], {})
     keys = [matched[raws[i]][0] for i in at]
+    lo = _best_start(at, keys, size)
+    hi = min(n, lo + size)
+    if hi - lo < size:
+        lo = max(0, hi - size)
+    shown = at[bisect_left(at, lo) : bisect_left(at, hi)]
+    return _passage(raws, lo, hi, hi < n, shown, lambda j: matched[raws[j]], text), len(shown)
+
+
+def _found(match: MatchSet, raw: str) -> Found | None:
+    """What matches in a token the marks point at (None for a hash that only collided)."""
+    return match.found(_pieces(raw))
+
+
+def _best_start(at: list[int], keys: list, size: int) -> int:
+    """Where the best passage of ``size`` tokens starts, given where matches stand (``at``,
+    sorted) and the query word each matches (``keys``): a few tokens before the match that
+    opens the passage with most distinct query words, then most matches."""
     best_start, best_score = 0, (0, 0)
     for i in at:
         lo = max(0, i - 3)
@@ -302,21 +445,26 @@ def snippet(text: str, match: MatchSet, size: int = SNIPPET_WORDS) -> tuple[str,
         score = (len(set(keys[a:b])), b - a)
         if score > best_score:
             best_start, best_score = lo, score
-    lo = best_start
-    hi = min(n, lo + size)
-    if hi - lo < size:
-        lo = max(0, hi - size)
+    return best_start
+
+
+def _passage(raws: list[str], lo: int, hi: int, more: bool, shown: list[int],
+             found: Callable[[int], Found], text: str) -> str:
+    """Tokens ``lo`` to ``hi - 1`` joined by single spaces, escaped, those of ``shown``
+    highlighted; an ellipsis where the text goes on before or after."""
+    if not raws:
+        return html.escape(text[:300])
     # Runs of unmatched tokens are joined and escaped at once: most tokens need no escaping.
     out: list[str] = []
     prev = lo
-    for j in at[bisect_left(at, lo) : bisect_left(at, hi)]:
+    for j in shown:
         if j > prev:
             out.append(html.escape(" ".join(raws[prev:j])))
-        out.append(_token(raws[j], matched[raws[j]]))
+        out.append(_token(raws[j], found(j)))
         prev = j + 1
     if hi > prev:
         out.append(html.escape(" ".join(raws[prev:hi])))
     body = " ".join(out)
     prefix = "… " if lo > 0 else ""
-    suffix = " …" if hi < n else ""
-    return prefix + body + suffix, best_score[1]
+    suffix = " …" if more else ""
+    return prefix + body + suffix

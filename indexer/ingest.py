@@ -39,9 +39,10 @@ from indexer.document import (
     read_source,
 )
 from indexer.engine import encode_meta
+from indexer.highlight import marks_of, snippet_text
 from indexer.ids import id_problem
 from indexer.locking import FileLock, LockBusy, ingest_lock, workers_die_with_parent, write_lock
-from indexer.schema import LEMMA_FIELD
+from indexer.schema import LEMMA_FIELD, MARKS_FIELD
 from indexer.segments import Prepared, merge_segments, prepare_documents, publish
 from indexer.site import IGNORED_DIRS, env_permalinks, find_site, jekyll_url
 from indexer.snapshot import SafeSegmentWriter, open_reader, open_searcher
@@ -334,6 +335,8 @@ def write_document(
             lens=[len(words) for words in fields],
         ),
         **({LEMMA_FIELD: lemma_pairs(fields)} if LEMMA_FIELD in writer.schema else {}),
+        **({MARKS_FIELD: marks_of(snippet_text(str(chapeau), str(body)))}
+           if MARKS_FIELD in writer.schema else {}),
     )
 
 

@@ -64,6 +64,11 @@ there instead of running spaCy on a lone word (see :meth:`indexer.engine.Lexicon
 Being terms of the index, the pairs follow Whoosh's segments: merged, copied and dropped
 with them."""
 
+MARKS_FIELD = "marks"
+"""Stored beside a document: where its snippet can be highlighted (see
+:func:`indexer.highlight.marks_of`); an index written before it has none (hits are then
+matched through the table of tokens seen)."""
+
 
 class TermSet(Existence):
     """Existence of each of a sequence of ready-made terms (no analyzer: the terms come from
@@ -115,6 +120,8 @@ def build_schema() -> Schema:
         # "api" for a document written through the API, "files" for one ingested from a
         # folder: an ingest never replaces the former with a file from another folder.
         origin=STORED,
+        # Where a hit's snippet can be highlighted (see indexer.highlight.marks_of).
+        marks=STORED,  # MARKS_FIELD
         # What the search engine needs of every document (date, year, collection, tag keys,
         # field lengths, title) in one small column, read at start-up without the bodies.
         meta=COLUMN(VarBytesColumn()),

@@ -37,7 +37,7 @@ from indexer.analysis import (
 )
 from indexer.engine import Engine, SegmentPostings
 from indexer.export import public_path
-from indexer.highlight import MatchSet, highlight, snippet
+from indexer.highlight import MatchSet, highlight, snippet, snippet_text
 from indexer.query import (
     LOWERCASE_OPERATORS,
     Concept,
@@ -48,7 +48,7 @@ from indexer.query import (
     parse_query,
     typo_distance,
 )
-from indexer.schema import LEMMA_FIELD, PHRASE_FIELDS, TEXT_FIELDS, open_index
+from indexer.schema import LEMMA_FIELD, MARKS_FIELD, PHRASE_FIELDS, TEXT_FIELDS, open_index
 from indexer.snapshot import open_reader, open_searcher
 from indexer.synonyms import Thesaurus, ThesaurusSource
 from indexer.vocabulary import Vocabulary, aliases_of_index, index_aliases_stamp
@@ -510,8 +510,10 @@ class SearchIndex:
 
     def _hit(self, engine: Engine, docnum: int, score: float, match: MatchSet) -> Hit:
         f = engine.hit_fields(docnum)
-        text = "\n\n".join(x for x in (f.get("chapeau", ""), f.get("body", "")) if x)
-        snip, _ = snippet(text, match)
+        text = snippet_text(f.get("chapeau", ""), f.get("body", ""))
+        marks = f.get(MARKS_FIELD)
+        hashes = match.hashes(engine.lexicon.starting) if marks is not None and match else None
+        snip, _ = snippet(text, match, marks=marks, hashes=hashes)
         attachment_html = ""
         attachment = f.get("attachment", "")
         if attachment and match:

@@ -5,13 +5,18 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from indexer import highlight
 from indexer.analysis import STEM_PREFIX, stem
 from indexer.highlight import MatchSet, snippet
 from indexer.schema import open_index
-from indexer.search import SearchIndex
+from indexer.search import SearchIndex, SearchRequest
+
+
+def highlight_request(q: str) -> SearchRequest:
+    return SearchRequest(q=q, drafts=True)
 
 
 def words(*plain: str, stems: tuple[str, ...] = (), prefixes: tuple[str, ...] = ()) -> MatchSet:
@@ -107,3 +112,96 @@ def test_the_newest_documents_words_are_learnt_ahead(
     title = engine.stored_fields(newest)["title"]
     assert set(title.split()) <= set(highlight._SEEN.forms)
     assert highlight.learnt_once()  # once a process
+
+
+# --- marks written at ingest ----------------------------------------------------------------
+
+
+def _starting(*texts: str):  # noqa: ANN202 - the lexicon's ``starting`` over these texts
+    terms = sorted({t for text in texts for raw in text.split()
+                    for piece in highlight._pieces(raw) for t in piece[0]})
+
+    def starting(prefix: str, limit: int) -> list[str] | None:
+        found = [t for t in terms if t.startswith(prefix)]
+        return found if len(found) <= limit else None
+    return starting
+
+
+MARKED_CASES = [
+    ("Les missions de l’État, en bref.", words("etat")),
+    ("Des services numériques ; le site data.gouv.fr et la numérisation.",
+     words(stems=("numérique",))),
+    ("Des services numériques ; le site data.gouv.fr et la numérisation.", words("gouv")),
+    ("Des services numériques ; le site data.gouv.fr et la numérisation.",
+     words(prefixes=("numeris",))),
+    ("Chapeau <b>&</b>\n\n  l’État,\tet  «\u00a0l’État » ", words("etat")),
+    (" ".join(f"mot{i}" for i in range(80)) + " cloud " + " ".join(["fin"] * 80), words("cloud")),
+    (" ".join(["texte"] * 40) + " cloud cloud le cloud souverain ici " + " ".join(["x"] * 40),
+     words("cloud", "souverain")),
+    ("début " + " ".join(["texte"] * 40) + " la fin du cloud", words("cloud")),
+    (" ".join(f"mot{i}" for i in range(100)), words("absent")),
+    ("", words("etat")),
+    ("Le cloud de l’État et le numérique", words("cloud", stems=("numérique",),
+                                                 prefixes=("eta",))),
+]
+
+
+@pytest.mark.parametrize(("text", "match"), MARKED_CASES)
+def test_marks_give_the_same_snippet_as_the_table(text: str, match: MatchSet) -> None:
+    """The marks a document gets at ingest find the same passage and the same highlights as
+    the table of tokens seen (documents written before them keep that way)."""
+    hashes = match.hashes(_starting(text))
+    assert hashes is not None
+    assert snippet(text, match, marks=highlight.marks_of(text), hashes=hashes) == snippet(
+        text, match)
+
+
+def test_marks_of_a_long_text() -> None:
+    text = " ".join(["mot"] * 70_000) + " le cloud enfin"
+    marks = highlight.marks_of(text)
+    assert len(marks[1]) == 70_003  # a count of keys per token
+    html, n = snippet(text, words("cloud"), marks=marks, hashes=words("cloud").hashes(
+        _starting("cloud")))
+    assert html == "… mot mot mot mot mot mot mot mot mot mot mot mot mot mot mot mot mot " \
+        "mot mot mot mot mot mot mot mot mot mot le <mark>cloud</mark> enfin" and n == 1
+
+
+def test_a_hash_that_only_collides_is_not_marked() -> None:
+    """Marks point at tokens by a short hash: a token whose hash equals a query key's without
+    matching it is shown plain, and the passage is the one the real matches give."""
+    filler = " ".join(["texte"] * 40)
+    text = f"ami ami ami {filler} le cloud souverain ici {filler}"
+    match = words("cloud")
+    query = match.hashes(_starting(text))
+    assert query is not None
+    hashes, counts = highlight.marks_of(text)
+    forged = np.frombuffer(hashes, np.uint16).copy()
+    forged[:3] = query[0]  # each "ami" has one key, now colliding with "cloud"
+    html, n = snippet(text, match, marks=(forged.tobytes(), counts), hashes=query)
+    assert html == snippet(text, match)[0]
+    assert "<mark>cloud</mark> souverain" in html and "ami" not in html and n == 1
+
+
+def test_a_prefix_starting_too_many_terms_goes_through_the_table() -> None:
+    match = words(prefixes=("n",))
+    assert match.hashes(lambda prefix, limit: None) is None
+    assert words("cloud").hashes(lambda prefix, limit: None) is not None
+
+
+def test_search_hits_use_the_marks_and_show_what_the_table_shows(sample_index: Path) -> None:
+    """Over the sample corpus, through the service's own search: every hit has marks, and
+    its snippet is the table's, for words, inflections, prefixes and typos."""
+    si = SearchIndex(open_index(sample_index))
+    engine = si.engine()
+    assert all(engine.stored_fields(d).get("marks") is not None for d in range(engine.n))
+    compared = 0
+    for q in ["numérique", "numériques", "l'État", "donnees ouvertes", "transfo num", "clou",
+              "cybersécurté", "identité numérique", "franceconnect"]:
+        result = si.search(highlight_request(q))
+        m = si.run(highlight_request(q), limit=10)
+        for hit, i in zip(result.hits, m.order[:10].tolist(), strict=True):
+            f = engine.stored_fields(int(m.docs[i]))
+            text = highlight.snippet_text(f.get("chapeau", ""), f.get("body", ""))
+            assert hit.snippet_html == snippet(text, m.parsed.match)[0]
+            compared += 1
+    assert compared > 30
