@@ -9,10 +9,13 @@ import numpy as np
 import pytest
 
 from indexer import highlight
+from indexer import schema as schema_module
 from indexer.analysis import STEM_PREFIX, stem
 from indexer.highlight import MatchSet, snippet
 from indexer.schema import open_index
 from indexer.search import SearchIndex, SearchRequest
+from service.cli import main
+from tests.conftest import GOOD
 
 
 def highlight_request(q: str) -> SearchRequest:
@@ -205,3 +208,34 @@ def test_search_hits_use_the_marks_and_show_what_the_table_shows(sample_index: P
             assert hit.snippet_html == snippet(text, m.parsed.match)[0]
             compared += 1
     assert compared > 30
+
+
+def test_an_index_written_before_the_marks_is_still_highlighted(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An index whose schema has no marks field (written by the previous version) gets none
+    at its next ingests, and its hits are highlighted through the table of words seen."""
+    src, index = tmp_path / "src", tmp_path / "index"
+    src.mkdir()
+    for i in range(3):
+        (src / f"doc-{i}.md").write_text(GOOD.format(
+            title=f"Communiqué {i}", body=f"Les services numériques de l’État, numéro {i}."),
+            encoding="utf-8")
+    build = schema_module.build_schema
+
+    def without_marks():  # noqa: ANN202 - the previous version's schema
+        schema = build()
+        schema.remove("marks")
+        return schema
+    with monkeypatch.context() as m:
+        m.setattr(schema_module, "build_schema", without_marks)
+        assert main(["ingest", str(src), "--index", str(index)]) == 0
+    (src / "doc-3.md").write_text(GOOD.format(title="Communiqué 3", body="Le numérique."),
+                                  encoding="utf-8")
+    assert main(["ingest", str(src), "--index", str(index)]) == 0
+    si = SearchIndex(open_index(index), preload=False)
+    engine = si.engine()
+    assert "marks" not in engine.searcher.schema
+    assert all("marks" not in engine.stored_fields(d) for d in range(engine.n))
+    result = si.search(SearchRequest(q="numériques"))
+    assert result.total == 4
+    assert all("<mark>num" in h.snippet_html for h in result.hits)
