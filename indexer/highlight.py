@@ -157,22 +157,18 @@ def marks_of(text: str) -> Marks:
 
 
 def _marked(marks: Marks, hashes: np.ndarray) -> tuple[list[int], list[int]]:
-    """The tokens that have a key among the query's ``hashes`` (sorted), in order, and the
-    key of each (its first: the stem of its first word). A candidate only: see
+    """The tokens that have a key among the query's ``hashes`` (:meth:`MatchSet.hashes`), in
+    order, and the key of each (its first: the stem of its first word). Candidates only: see
     :func:`snippet`."""
     h = np.frombuffer(marks[0], dtype=np.uint16)
-    if not len(h) or not len(hashes):
-        return [], []
-    pos = np.searchsorted(hashes, h)
-    np.minimum(pos, len(hashes) - 1, out=pos)
-    keys = np.flatnonzero(hashes[pos] == h)
+    keys = np.flatnonzero(hashes[h])
     if not len(keys):
         return [], []
     counts = np.frombuffer(marks[1], dtype=np.uint8)
     ends = np.cumsum(counts)
     tokens = np.searchsorted(ends, keys, side="right")
     at = list(dict.fromkeys(tokens.tolist()))
-    return at, h[ends[at] - counts[at]].tolist()
+    return at, h[(ends - counts)[at]].tolist()
 
 
 _LEARNT_ONCE = threading.Lock()
@@ -231,10 +227,12 @@ class MatchSet:
         return (key, tuple(spans)) if key else None
 
     def hashes(self, starting: Callable[[str, int], list[str] | None]) -> np.ndarray | None:
-        """The sorted hashes of every key the query matches (see :func:`marks_of`): its terms,
-        its stems and, through ``starting`` (the index's terms that start with a prefix, or
-        None past a limit), the terms its prefixes start. None when a prefix starts too many
-        terms (the hits are then matched through the table of tokens seen). Once per query."""
+        """Which 16-bit hashes are those of a key the query matches (see :func:`marks_of`),
+        as a table of 65,536 booleans (a hit's marks are then looked up in one indexing): its
+        terms, its stems and, through ``starting`` (the index's terms that start with a
+        prefix, or None past a limit), the terms its prefixes start. None when a prefix starts
+        too many terms (the hits are then matched through the table of tokens seen). Once per
+        query."""
         state = (len(self.terms), len(self.stems), len(self.prefixes))
         if self._hashes is not None and self._hashes[0] == state:
             return self._hashes[1]
@@ -246,8 +244,8 @@ class MatchSet:
                 break
             keys.update(terms)
         else:
-            found = np.unique(np.fromiter(map(key_hash, keys), dtype=np.uint16,
-                                          count=len(keys)))
+            found = np.zeros(1 << 16, dtype=bool)
+            found[np.fromiter(map(key_hash, keys), dtype=np.uint16, count=len(keys))] = True
         self._hashes = (state, found)
         return found
 

@@ -179,7 +179,7 @@ def test_a_hash_that_only_collides_is_not_marked() -> None:
     assert query is not None
     hashes, counts = highlight.marks_of(text)
     forged = np.frombuffer(hashes, np.uint16).copy()
-    forged[:3] = query[0]  # each "ami" has one key, now colliding with "cloud"
+    forged[:3] = np.flatnonzero(query)[0]  # each "ami" has one key, now colliding with "cloud"
     html, n = snippet(text, match, marks=(forged.tobytes(), counts), hashes=query)
     assert html == snippet(text, match)[0]
     assert "<mark>cloud</mark> souverain" in html and "ami" not in html and n == 1
