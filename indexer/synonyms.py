@@ -103,6 +103,9 @@ def _entries(value: object, where: str) -> list[str]:
 class Thesaurus:
     rules: list[Rule] = field(default_factory=list)
     _by_first: dict[str, list[Rule]] = field(default_factory=dict)
+    _rank: dict[int, int] = field(default_factory=dict)
+    """``id(rule)`` → its place in :attr:`rules`: a word's rules are tried in the file's order,
+    never in the order its set of keys iterates (which differs from process to process)."""
 
     def add(self, lhs: str, rhs: Sequence[str], weight: float, source: str) -> None:
         left = Phrase.of(lhs)
@@ -110,6 +113,7 @@ class Thesaurus:
         if not left.words or not right:
             return
         rule = Rule(left, right, weight, source)
+        self._rank[id(rule)] = len(self.rules)
         self.rules.append(rule)
         for key in _keys(left.words[0]):
             self._by_first.setdefault(key, []).append(rule)
@@ -127,7 +131,7 @@ class Thesaurus:
             for k in first:
                 for rule in self._by_first.get(k, ()):
                     candidates[id(rule)] = rule
-            for rule in candidates.values():
+            for rule in sorted(candidates.values(), key=lambda r: self._rank[id(r)]):
                 lhs = rule.lhs.keys()
                 end = i + len(lhs)
                 if end > len(words) or any(not (lhs[j] & keys[i + j]) for j in range(len(lhs))):

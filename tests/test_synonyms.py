@@ -3,6 +3,9 @@ time and said in the response's notes."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -157,3 +160,25 @@ def test_edited_file_takes_effect_in_every_worker_while_writing(corpus, tmp_path
         assert seen >= 6, "the edited file was not used by every worker"
     finally:
         server.stop()
+
+
+def test_a_query_reads_the_same_in_every_worker() -> None:
+    """The readings a query gets (and their order, and which are kept past the cap) do not
+    depend on the process: two workers answer the same query with the same results and the
+    same "cherché aussi" note, whatever order their sets iterate in."""
+    code = (
+        "from indexer.synonyms import build\n"
+        "from indexer.analysis import light_words\n"
+        "th = build({'groups': [['covid', 'coronavirus', 'crise sanitaire', 'pandémie'],"
+        " ['numérisation', 'dématérialisation', 'transformation numérique']],"
+        " 'one_way': {'covid-19': ['covid', 'sars-cov-2'], 'numériser': ['dématérialiser']},"
+        " 'acronyms': {}}, {})\n"
+        "for q in ('Covid-19 outils', 'gouvernement accélère numérisation'):\n"
+        "    print([[a.text for a in e.alternatives] for e in th.expansions(list(light_words(q)))])\n"
+    )
+    outs = {
+        subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                       env={**os.environ, "PYTHONHASHSEED": str(seed)}).stdout
+        for seed in range(8)
+    }
+    assert len(outs) == 1, outs
