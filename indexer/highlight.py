@@ -449,9 +449,37 @@ def _best_start(at: list[int], keys: list, size: int) -> int:
 def _passage(raws: list[str], lo: int, hi: int, more: bool, shown: list[int],
              found: Callable[[int], Found], text: str) -> str:
     """Tokens ``lo`` to ``hi - 1`` joined by single spaces, escaped, those of ``shown``
-    highlighted; an ellipsis where the text goes on before or after."""
+    highlighted; an ellipsis where the text goes on before or after.
+
+    Escaped once: the matching words are wrapped in two control characters, the passage is
+    escaped, then they become ``<mark>`` tags (a page's ten passages were 200 calls of
+    ``html.escape``). A passage that holds either character itself is written piece by
+    piece."""
     if not raws:
         return html.escape(text[:300])
+    words = raws[lo:hi]
+    plain = " ".join(words)
+    if _OPEN in plain or _CLOSE in plain:
+        return _passage_in_pieces(raws, lo, hi, more, shown, found)
+    for j in shown:
+        raw, pieces, pos = raws[j], [], 0
+        for offset, length in found(j)[1]:
+            pieces += (raw[pos:offset], _OPEN, raw[offset:offset + length], _CLOSE)
+            pos = offset + length
+        pieces.append(raw[pos:])
+        words[j - lo] = "".join(pieces)
+    body = html.escape(" ".join(words) if shown else plain)
+    body = body.replace(_OPEN, "<mark>").replace(_CLOSE, "</mark>")
+    return ("… " if lo > 0 else "") + body + (" …" if more else "")
+
+
+_OPEN, _CLOSE = "\x02", "\x03"
+"""Where a ``<mark>`` opens and closes in a passage before it is escaped."""
+
+
+def _passage_in_pieces(raws: list[str], lo: int, hi: int, more: bool, shown: list[int],
+                       found: Callable[[int], Found]) -> str:
+    """:func:`_passage`, each run of plain words and each matching word escaped apart."""
     # Runs of unmatched tokens are joined and escaped at once: most tokens need no escaping.
     out: list[str] = []
     prev = lo
@@ -463,6 +491,4 @@ def _passage(raws: list[str], lo: int, hi: int, more: bool, shown: list[int],
     if hi > prev:
         out.append(html.escape(" ".join(raws[prev:hi])))
     body = " ".join(out)
-    prefix = "… " if lo > 0 else ""
-    suffix = " …" if more else ""
-    return prefix + body + suffix
+    return ("… " if lo > 0 else "") + body + (" …" if more else "")

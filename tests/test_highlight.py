@@ -239,3 +239,14 @@ def test_an_index_written_before_the_marks_is_still_highlighted(
     result = si.search(SearchRequest(q="numériques"))
     assert result.total == 4
     assert all("<mark>num" in h.snippet_html for h in result.hits)
+
+
+def test_a_passage_holding_the_characters_marks_are_written_with() -> None:
+    """A passage is escaped once, its marks first written as two control characters; a text
+    that holds one of them itself is written piece by piece, the same way."""
+    text = "Un \x02texte\x03 <b>brut</b> sur le cloud, et le cloud encore."
+    html, n = snippet(text, words("cloud"))
+    assert html == ("Un \x02texte\x03 &lt;b&gt;brut&lt;/b&gt; sur le <mark>cloud</mark>, et le "
+                    "<mark>cloud</mark> encore.") and n == 2
+    clean = text.replace("\x02", "").replace("\x03", "")
+    assert snippet(clean, words("cloud"))[0] == html.replace("\x02", "").replace("\x03", "")
