@@ -45,7 +45,8 @@ def test_workers_answer_without_loading_spacy(tmp_path: Path, sample_index: Path
     editor = {"Authorization": f"Bearer {key}", "Content-Type": "text/markdown"}
 
     def write(n: int) -> int:
-        body = f"---\ntitle: Note {n} sur l’identité numérique\ndate: 2024-02-0{n + 1}\n---\n\nTexte.\n"
+        body = (f"---\ntitle: Note {n} sur l’identité numérique\ndate: 2024-02-0{n + 1}\n---\n\n"
+                f"Texte de la note {n} : l’identité numérique des agents.\n")
         return httpx.put(f"{server.url}/api/documents/note-{n}?collection=communiques",
                          content=body.encode(), headers=editor, timeout=120).status_code
 
@@ -58,6 +59,7 @@ def test_workers_answer_without_loading_spacy(tmp_path: Path, sample_index: Path
                 r = httpx.get(server.url + "/api/search", params={"q": "développées"},
                               timeout=30)
                 assert r.status_code == 200 and r.json()["total"] > 0
+                assert any("<mark>" in h["snippet_html"] for h in r.json()["hits"])
                 assert httpx.get(server.url + "/api/autocomplete", params={"q": "numéri"},
                                  timeout=30).status_code == 200
                 r = httpx.post(server.url + "/api/tags/suggest", timeout=60, json={
@@ -75,6 +77,21 @@ def test_workers_answer_without_loading_spacy(tmp_path: Path, sample_index: Path
                 break
             time.sleep(0.1)
         assert sum(h["id"].startswith("note-") for h in found) == 4, [h["id"] for h in found]
+        # Written through the API, highlighted from their marks, for anonymous callers and key
+        # holders alike (the written notes are published: both see them).
+        # Polled like the search above: the worker answering may not have caught up yet.
+        for headers in ({}, {"Authorization": f"Bearer {key}"}):
+            deadline = time.monotonic() + 10
+            while True:
+                hits = httpx.get(server.url + "/api/search", params={"q": "identités numériques"},
+                                 headers=headers, timeout=30).json()["hits"]
+                notes = [h for h in hits if h["id"].startswith("note-")]
+                if len(notes) == 4 or time.monotonic() > deadline:
+                    break
+                time.sleep(0.1)
+            assert len(notes) == 4, [h["id"] for h in hits]
+            assert all("l’<mark>identité</mark> <mark>numérique</mark>" in h["snippet_html"]
+                       for h in notes), [h["snippet_html"] for h in notes]
         children = _children(server.proc.pid)  # the two workers (and multiprocessing's helper)
         workers = [pid for pid in children if _maps_module(pid, "/numpy/")]
         assert len(workers) == 2, children
