@@ -13,9 +13,9 @@ Why marks written at ingest (:func:`marks_of`): even so, a hit read for the firs
 its text split, its tokens put in a set and checked against the table, about 100 µs of the
 150 a hit took. The ingest, which analyses every token anyway, stores beside the text the
 hash of each key a token can be matched by (its stem and plain terms) and where the token
-stands; a query hashes its own keys once (:meth:`MatchSet.hashes`), and a hit's matches are
-then one binary search over its marks in numpy, its text split only as far as the passage
-shown. Documents written before the marks existed keep the table's way.
+stands; a query makes a table of its own keys' hashes once (:meth:`MatchSet.hashes`), and a
+hit's matches are then one numpy indexing of that table by its marks, its text split only as
+far as the passage shown. Documents written before the marks existed keep the table's way.
 """
 
 from __future__ import annotations
@@ -102,7 +102,6 @@ class _Seen:
                 added.append(raw)
 
 
-@lru_cache(maxsize=100_000)
 def _pieces(raw: str) -> Pieces:
     """The words of a token between spaces: those of the light tokenizer, each analysed by the
     shared analysis (so a highlight marks what the index would have indexed)."""

@@ -102,21 +102,19 @@ def _entries(value: object, where: str) -> list[str]:
 @dataclass
 class Thesaurus:
     rules: list[Rule] = field(default_factory=list)
-    _by_first: dict[str, list[Rule]] = field(default_factory=dict)
-    _rank: dict[int, int] = field(default_factory=dict)
-    """``id(rule)`` → its place in :attr:`rules`: a word's rules are tried in the file's order,
-    never in the order its set of keys iterates (which differs from process to process)."""
+    _by_first: dict[str, list[int]] = field(default_factory=dict)
+    """A first word's key → the places in :attr:`rules` of the rules it starts: a word's
+    rules are tried in the file's order, never in the order its set of keys iterates (which
+    differs from process to process)."""
 
     def add(self, lhs: str, rhs: Sequence[str], weight: float, source: str) -> None:
         left = Phrase.of(lhs)
         right = tuple(p for p in (Phrase.of(r) for r in rhs) if p.words and p.text != lhs)
         if not left.words or not right:
             return
-        rule = Rule(left, right, weight, source)
-        self._rank[id(rule)] = len(self.rules)
-        self.rules.append(rule)
+        self.rules.append(Rule(left, right, weight, source))
         for key in _keys(left.words[0]):
-            self._by_first.setdefault(key, []).append(rule)
+            self._by_first.setdefault(key, []).append(len(self.rules) - 1)
 
     def add_group(self, members: Sequence[str], weight: float, source: str) -> None:
         for m in members:
@@ -127,11 +125,10 @@ class Thesaurus:
         keys = [_keys(w) for w in words]
         found: dict[tuple[int, int], Expansion] = {}
         for i, first in enumerate(keys):
-            candidates: dict[int, Rule] = {}
+            candidates: set[int] = set()
             for k in first:
-                for rule in self._by_first.get(k, ()):
-                    candidates[id(rule)] = rule
-            for rule in sorted(candidates.values(), key=lambda r: self._rank[id(r)]):
+                candidates.update(self._by_first.get(k, ()))
+            for rule in map(self.rules.__getitem__, sorted(candidates)):
                 lhs = rule.lhs.keys()
                 end = i + len(lhs)
                 if end > len(words) or any(not (lhs[j] & keys[i + j]) for j in range(len(lhs))):
