@@ -1,9 +1,12 @@
 """Why a tag was suggested, in terms an editor can check against the draft.
 
-Three kinds of reasons, each saying which signal it came from:
+Four kinds of reasons, each saying which signal it came from:
 
 * ``label`` — the tag's label, a variant or an alias, found in the draft (the words shown are the
   draft's own, where they were found);
+* ``name_words`` — when the name itself is not in the draft, the words of a tag's name of two words
+  or more found apart (*innovation* in the title, *publique* further on, for ``Innovation
+  publique``);
 * ``linear`` — the draft's words that weigh most for the tag in its linear model (only words of
   the draft, only positive weights: evidence *for* the tag);
 * ``neighbour`` — a similar document that carries the tag, shown as "comme le document X" with a
@@ -22,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from models.draft import BIGRAM_MARK, AnalysedDraft, _bigram_key
+from models.draft import BIGRAM_MARK, AnalysedDraft, _bigram_key, _word_keys
 from models.labels import Span
 from models.signals import Signals, _BaseSignals
 
@@ -33,6 +36,10 @@ evidence is spread over hundreds of terms, so only the words standing out are wo
 TOP_TERMS = 30
 """Terms looked at per tag: the words shown are among them (a word counts its forms, stem and
 bigrams, so a few dozen terms cover the handful of words that stand out)."""
+
+NAME_WORDS_SHOWN = 0.5
+"""A long name's words are shown when at least this share of them, and two words at least, are in
+the draft (one common word such as *numérique* is no reason)."""
 
 MAX_NEIGHBOURS = 2
 """Similar documents shown for one tag."""
@@ -77,6 +84,8 @@ def explain(base: _BaseSignals, ad: AnalysedDraft, sig: Signals, i: int, j: int,
             start, end = words[a].start, words[b - 1].end
             spans.append(Span(fieldname, start, end, source[start:end]))
     reasons = [Reason("label", t.text, t) for t in _distinct_spans(_outermost(spans))[:2]]
+    if not reasons:
+        reasons = [Reason("name_words", t.text, t) for t in name_word_spans(base, ad, j)]
 
     if locator is not None:
         by_span: dict[Span, float] = defaultdict(float)
@@ -103,6 +112,29 @@ def explain(base: _BaseSignals, ad: AnalysedDraft, sig: Signals, i: int, j: int,
                               doc_id=base.doc_ids[r], published=bool(base.doc_published[r]),
                               similarity=s))
     return reasons
+
+
+def name_word_spans(base: _BaseSignals, ad: AnalysedDraft, j: int) -> list[Span]:
+    """Where the words of tag ``j``'s long name with the most words in the draft are (the
+    title's words first), when at least half of them are there: what ``name_words_*`` saw."""
+    fields = (("title", ad.title_words, ad.draft.title), ("text", ad.text_words, ad.text))
+    best: list[Span] = []
+    best_share = 0.0
+    for col, seq in getattr(base, "long_names", ()):
+        if col != j:
+            continue
+        spans: list[Span] = []
+        for ws in seq:
+            span = next((Span(name, w.start, w.end, source[w.start:w.end])
+                         for name, words, source in fields for w in words
+                         if not ws.isdisjoint(_word_keys(w))), None)
+            if span is not None:
+                spans.append(span)
+        share = len(spans) / len(seq)
+        if share > best_share:
+            best, best_share = spans, share
+    best = _distinct_spans(best)
+    return best if best_share >= NAME_WORDS_SHOWN and len(best) >= 2 else []
 
 
 def linear_terms(base: _BaseSignals, sig: Signals, i: int, j: int,

@@ -19,13 +19,14 @@ from scipy import sparse
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 
-from models.draft import AnalysedDraft, _identity, draft_terms
+from indexer.analysis import Word
+from models.draft import AnalysedDraft, _identity, _word_keys, draft_terms
 from models.labels import LabelMatcher
 
 SIGNALS = (
     "linear", "has_linear", "knn_vote", "knn_max", "match_title", "match_text",
     "match_precision", "prior", "declared", "log_count", "matched", "cooc", "linear_rank",
-    "match_lead",
+    "match_lead", "name_words_text", "name_words_title", "title_precision",
 )
 """The stacker's inputs for one (draft, tag) pair, in column order. ``log_count`` and
 ``matched`` let the stacker trust a name found in the text more for a rare tag (whose linear
@@ -33,7 +34,13 @@ model has one or two examples) than for a frequent one; ``cooc`` is the pull of 
 name the draft contains (editors give ``Etalab`` with ``Open data``); ``linear_rank`` is
 1 / rank of the tag among the linear scores (the scores of rare tags are not comparable);
 ``match_lead`` is 1 when the name is in the text's first :data:`LEAD_WORDS` words (the chapeau
-announces what the communiqué is about; a name met further down is often a side mention)."""
+announces what the communiqué is about; a name met further down is often a side mention);
+``name_words_text`` and ``name_words_title`` are the share of the words of a tag's name of two
+words or more found anywhere in the text and in the title, not necessarily side by side (*une
+stratégie d'innovation pour le service public* is evidence for ``Innovation publique`` although
+the name is not in it); ``title_precision`` is, for a name found in the title, how often such a
+title meant the tag in the training documents (a general name such as ``Numérique`` is in many
+titles and means the tag in few; a name found in the title is otherwise the strongest sign)."""
 
 LEAD_WORDS = 60
 """How many words of the text count as its opening (about the chapeau's first two sentences)."""
@@ -102,17 +109,24 @@ class _BaseSignals:
         self.matcher = matcher if matcher is not None else LabelMatcher(phrases)
         matched = np.zeros(len(self.candidates))
         hits = np.zeros(len(self.candidates))
+        title_matched = np.zeros(len(self.candidates))
+        title_hits = np.zeros(len(self.candidates))
         for i, d in enumerate(drafts):
-            found = (set(self.matcher.find(d.title_words, d.draft.title))
-                     | set(self.matcher.find(d.text_words, d.text)))
-            for k in found:
+            in_title = set(self.matcher.find(d.title_words, d.draft.title))
+            for k in in_title | set(self.matcher.find(d.text_words, d.text)):
                 j = self.col.get(k)
                 if j is not None:
                     matched[j] += 1
                     hits[j] += Y[i, j]
-        pooled = (hits.sum() + 1.0) / (matched.sum() + 2.0)
+                    if k in in_title:
+                        title_matched[j] += 1
+                        title_hits[j] += Y[i, j]
         a = p["match_smoothing"]
-        self.match_precision = ((hits + a * pooled) / (matched + a)).astype(np.float32)
+        self.match_precision = _smoothed(hits, matched, a)
+        self.title_precision = _smoothed(title_hits, title_matched, a)
+        # Names of two words or more, for the share of their words found apart.
+        self.long_names = [(self.col[key], seq) for key, seqs in self.matcher.phrases.items()
+                           if key in self.col for seq in seqs if len(seq) > 1]
         return self
 
     def transform(self, drafts: Sequence[AnalysedDraft]) -> sparse.csr_matrix:
@@ -145,6 +159,7 @@ class _BaseSignals:
         sims = (X @ self.X.T).toarray()
         k = min(self.p["n_neighbors"], self.X.shape[0])
         result = Signals(out, X)
+        title_precision = getattr(self, "title_precision", None)  # None: an older model file
         for i in range(n):
             row = sims[i]
             top = np.argpartition(-row, k - 1)[:k] if k < row.size else np.arange(row.size)
@@ -166,6 +181,9 @@ class _BaseSignals:
                 out[i, j, 6] = self.match_precision[j]
                 out[i, j, 10] = 1.0
                 out[i, j, 13] = float(any(a < LEAD_WORDS for a, _ in xm.get(key, ())))
+                if key in tm and title_precision is not None:
+                    out[i, j, 16] = title_precision[j]
+            self._name_words(drafts[i], out[i])
         out[:, :, 7] = self.prior
         out[:, :, 8] = declared
         out[:, :, 9] = self.log_count
@@ -175,6 +193,33 @@ class _BaseSignals:
         ranks = np.argsort(np.argsort(-np.where(self.has_linear, linear, -np.inf), axis=1), axis=1)
         out[:, :, 12] = np.where(self.has_linear, 1.0 / (1.0 + ranks), 0.0)
         return result
+
+
+    def _name_words(self, d: AnalysedDraft, row: np.ndarray) -> None:
+        """Fill ``name_words_text`` and ``name_words_title`` of one draft's ``row``: for each
+        tag, the best share of the words of one of its long names found in the text, the title."""
+        found = (_keys_of(d.text_words), _keys_of(d.title_words))
+        # A model file pickled before these signals has no long names: the columns stay 0.
+        for j, seq in getattr(self, "long_names", ()):
+            for col, keys in zip((14, 15), found, strict=True):
+                share = sum(1 for ws in seq if not ws.isdisjoint(keys)) / len(seq)
+                if share > row[j, col]:
+                    row[j, col] = share
+
+
+def _keys_of(words: Sequence[Word]) -> set[str]:
+    """Every key (folded form, stem) the words can be matched on."""
+    keys: set[str] = set()
+    for w in words:
+        keys.update(_word_keys(w))
+    return keys
+
+
+def _smoothed(hits: np.ndarray, matched: np.ndarray, a: float) -> np.ndarray:
+    """Per-tag precision of a kind of match, shrunk toward the pooled one by ``a`` examples
+    (a tag matched twice says little on its own)."""
+    pooled = (hits.sum() + 1.0) / (matched.sum() + 2.0)
+    return ((hits + a * pooled) / (matched + a)).astype(np.float32)
 
 
 @dataclass

@@ -83,3 +83,26 @@ def test_editor_ranks_adds_and_records(browser: object,  # noqa: F811
     assert "Étiquette inédite" in record["added"] and len(record["added"]) == 2
     tab.context.close()
     assert not tab.problems, tab.problems
+
+
+def test_editor_shows_the_words_of_a_name_found_apart(browser: object,  # noqa: F811
+                                                      editor_server: tuple[str, Path]) -> None:
+    """A title saying a tag's name in other order gets the tag, and the reasons name the words
+    of the name the page found ("mots de son nom"), as the API gives them."""
+    base, _ = editor_server
+    tab = Tab(browser, base, extra_http_headers={"Authorization": f"Bearer {KEY}"})
+    page = tab.page
+    page.goto("/editeur")
+    page.locator("#ed-title").fill("Un environnement numérique pour le travail des agents")
+    page.locator("#ed-text").fill("Les agents de l'État disposeront d'outils pour collaborer : "
+                                  "messagerie, visioconférence et documents partagés.")
+    page.get_by_role("button", name="Suggérer des étiquettes").click()
+    page.locator("#editor-status").filter(has_text="suggérée").wait_for()
+    first = page.locator("#tag-suggestions li").first
+    assert "Environnement de travail numérique" in first.locator(".tag-name").inner_text()
+    words = first.locator(".reason-name_words")
+    assert words.inner_text().startswith("mots de son nom : ")
+    assert words.locator(".reason").all_inner_texts() == ["environnement", "travail", "numérique"]
+    tab.shot("editor-name-words")
+    tab.context.close()
+    assert not tab.problems, tab.problems

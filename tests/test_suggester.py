@@ -71,6 +71,43 @@ def test_suggestions_are_ranked_calibrated_and_explained(model: TagSuggester) ->
     assert {"Intelligence artificielle", "IA"} & set(ia.reasons)
 
 
+def test_the_words_of_a_name_found_apart_are_evidence(model: TagSuggester) -> None:
+    """A title saying a tag's name in other order (*un environnement numérique pour le travail*)
+    is about that tag; the editor is shown those words of the name, where they are."""
+    title = "Un environnement numérique pour le travail des agents"
+    text = ("Les agents de l'État disposeront d'outils pour collaborer : messagerie, "
+            "visioconférence et documents partagés.")
+    best = model.suggest(title, text, k=3)[0]
+    assert best.key == "environnement de travail numerique" and best.confident, best
+    assert best.signals["name_words_title"] == 1.0 and best.signals["match_title"] == 0.0
+    named = [r for r in best.explanations if r.signal == "name_words"]
+    assert [r.text for r in named] == ["environnement", "travail", "numérique"]
+    assert all(r.span is not None and r.span.field == "title"
+               and title[r.span.start:r.span.end] == r.text for r in named)
+    assert not any(r.signal == "label" for r in best.explanations)
+    # The name itself, when it is there, is the reason shown instead.
+    said = model.suggest("Un environnement de travail numérique pour les agents", text, k=1)[0]
+    assert [r.signal for r in said.explanations][:1] == ["label"]
+    assert not any(r.signal == "name_words" for r in said.explanations)
+    # One common word of a long name is no reason.
+    for s in model.suggest("Le numérique pour les agents", text, k=20):
+        assert len([r for r in s.explanations if r.signal == "name_words"]) != 1, s
+
+
+def test_a_model_file_from_before_the_name_signals_still_suggests(
+    model: TagSuggester, tmp_path: Path
+) -> None:
+    """A model trained before ``name_words_*`` and ``title_precision`` existed has a stacker of
+    14 inputs and no long names: it goes on suggesting as it did."""
+    old = pickle.loads(pickle.dumps(model))
+    del old.base_.long_names, old.base_.title_precision
+    old.stacker_.coef_ = old.stacker_.coef_[:, :14]
+    old.stacker_.n_features_in_ = 14
+    tags = old.suggest(DRAFT_TITLE, DRAFT_TEXT, k=3)
+    assert len(tags) == 3 and "intelligence artificielle" in [t.key for t in tags]
+    assert all(t.signals["name_words_text"] == 0.0 for t in tags)
+
+
 def test_k_and_thresholds(model: TagSuggester) -> None:
     assert len(model.suggest(DRAFT_TITLE, DRAFT_TEXT, k=1)) == 1
     assert len(model.suggest(DRAFT_TITLE, DRAFT_TEXT, k=3)) == 3  # always a ranked list of k

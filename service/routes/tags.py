@@ -105,8 +105,10 @@ class ReasonOut(BaseModel):
     model_config = ConfigDict(json_schema_extra={"examples": EXAMPLE_REASONS})
 
     signal: str = Field(description="`label` (the tag's name, or one of its spellings, is in "
-                        "the draft), `linear` (words the tag's model weighs) or `neighbour` (a "
-                        "similar document carries the tag).", examples=["label"])
+                        "the draft), `name_words` (words of the tag's name found apart, when "
+                        "the name itself is not there), `linear` (words the tag's model "
+                        "weighs) or `neighbour` (a similar document carries the tag).",
+                        examples=["label"])
     text: str = Field(description="The draft's words, or « comme le document … » for a "
                       "neighbour.", examples=["fichiers"])
     field: str | None = Field(None, description="Where the words are: `title` or `text` "

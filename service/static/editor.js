@@ -182,7 +182,8 @@
     return Math.max(0, Math.min(100, Math.round(p)));
   }
 
-  var SIGNAL_NAMES = { label: "nommée dans le texte", linear: "mots du texte" };
+  var SIGNAL_NAMES = { label: "nommée dans le texte", name_words: "mots de son nom",
+    linear: "mots du texte" };
 
   function reasonsOf(s) {
     var p = el("p", "reasons");
@@ -190,14 +191,14 @@
     if (!explanations.length && Array.isArray(s.reasons)) {
       explanations = s.reasons.map(function (r) { return { signal: "linear", text: reasonText(r) }; });
     }
-    var groups = { label: [], linear: [], neighbour: [] };
+    var groups = { label: [], name_words: [], linear: [], neighbour: [] };
     explanations.forEach(function (r) {
       if (r && groups[r.signal]) {
         groups[r.signal].push(r);
       }
     });
     var parts = 0;
-    ["label", "linear"].forEach(function (signal) {
+    ["label", "name_words", "linear"].forEach(function (signal) {
       if (!groups[signal].length) {
         return;
       }
