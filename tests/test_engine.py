@@ -228,3 +228,27 @@ def test_phrases_read_at_the_candidates_agree_with_whoosh(index_copy: Path) -> N
                     assert engine.phrase_docs(fieldname, phrase, candidates) == want, phrase
                     checked += 1
     assert checked > 20
+
+
+def test_stored_fields_read_from_the_segments_are_whooshs(index_copy: Path) -> None:
+    """A hit's stored fields are read from its segment's column, without Whoosh's filtering
+    per field: across several segments they are what Whoosh gives, and a field that left the
+    schema is still left out."""
+    ix = open_index(index_copy)
+    upsert_text(ix, GOOD.format(title="Deuxième segment", body="Texte."), "second-seg", "actualites")
+    upsert_text(ix, GOOD.format(title="Troisième segment", body="Texte."), "third-seg", "evenements")
+    searcher = ix.searcher()
+    engine = Engine(searcher, SegmentPostings())
+    assert len(engine.leaves) >= 2 and all(p is not None for p in engine._perdocs)
+    for docnum in np.flatnonzero(engine.live).tolist():
+        assert engine.stored_fields(docnum) == searcher.stored_fields(docnum), docnum
+    assert engine.stored_fields(engine.id_to_docnum["third-seg"])["title"] == "Troisième segment"
+
+    writer = ix.writer()
+    writer.remove_field("url")
+    writer.commit()
+    searcher = ix.searcher()
+    engine = Engine(searcher, SegmentPostings())
+    for docnum in np.flatnonzero(engine.live).tolist():
+        got = engine.stored_fields(docnum)
+        assert "url" not in got and got == searcher.stored_fields(docnum), docnum
