@@ -36,9 +36,9 @@ name the draft contains (editors give ``Etalab`` with ``Open data``); ``linear_r
 ``match_lead`` is 1 when the name is in the text's first :data:`LEAD_WORDS` words (the chapeau
 announces what the communiqué is about; a name met further down is often a side mention);
 ``name_words_text`` and ``name_words_title`` are the share of the words of a tag's name of two
-words or more found anywhere in the text and in the title, not necessarily side by side (*une
-stratégie d'innovation pour le service public* is evidence for ``Innovation publique`` although
-the name is not in it); ``title_precision`` is, for a name found in the title, how often such a
+words or more found anywhere in the text and in the title, not necessarily side by side (*un
+environnement numérique pour le travail des agents* is evidence for ``Environnement de travail
+numérique`` although the name is not in it); ``title_precision`` is, for a name found in the title, how often such a
 title meant the tag in the training documents (a general name such as ``Numérique`` is in many
 titles and means the tag in few; a name found in the title is otherwise the strongest sign)."""
 
@@ -193,7 +193,6 @@ class _BaseSignals:
         ranks = np.argsort(np.argsort(-np.where(self.has_linear, linear, -np.inf), axis=1), axis=1)
         out[:, :, 12] = np.where(self.has_linear, 1.0 / (1.0 + ranks), 0.0)
         return result
-
 
     def _name_words(self, d: AnalysedDraft, row: np.ndarray) -> None:
         """Fill ``name_words_text`` and ``name_words_title`` of one draft's ``row``: for each
