@@ -85,13 +85,17 @@ def test_editor_ranks_adds_and_records(browser: object,  # noqa: F811
     assert not tab.problems, tab.problems
 
 
+@pytest.mark.parametrize("width", [375, 1280])
 def test_editor_shows_the_words_of_a_name_found_apart(browser: object,  # noqa: F811
-                                                      editor_server: tuple[str, Path]) -> None:
+                                                      editor_server: tuple[str, Path],
+                                                      width: int) -> None:
     """A title saying a tag's name in other order gets the tag, and the reasons name the words
-    of the name the page found ("mots de son nom"), as the API gives them."""
+    of the name the page found ("mots de son nom"), as the API gives them; on a phone too,
+    without widening the page."""
     base, _ = editor_server
     tab = Tab(browser, base, extra_http_headers={"Authorization": f"Bearer {KEY}"})
     page = tab.page
+    page.set_viewport_size({"width": width, "height": 900})
     page.goto("/editeur")
     page.locator("#ed-title").fill("Un environnement numérique pour le travail des agents")
     page.locator("#ed-text").fill("Les agents de l'État disposeront d'outils pour collaborer : "
@@ -103,6 +107,10 @@ def test_editor_shows_the_words_of_a_name_found_apart(browser: object,  # noqa: 
     words = first.locator(".reason-name_words")
     assert words.inner_text().startswith("mots de son nom : ")
     assert words.locator(".reason").all_inner_texts() == ["environnement", "travail", "numérique"]
-    tab.shot("editor-name-words")
+    assert page.evaluate("document.documentElement.scrollWidth - "
+                         "document.documentElement.clientWidth") <= 0
+    box = first.bounding_box()  # room for its rank (« 1. ») left of the card, inside the page
+    assert box is not None and box["x"] >= 36, box
+    tab.shot(f"editor-name-words-{width}")
     tab.context.close()
     assert not tab.problems, tab.problems
