@@ -182,6 +182,7 @@
     return Math.max(0, Math.min(100, Math.round(p)));
   }
 
+  // The reasons shown as the draft's words, in this order, and what each is called.
   var SIGNAL_NAMES = { label: "nommée dans le texte", name_words: "mots de son nom",
     linear: "mots du texte" };
 
@@ -191,14 +192,15 @@
     if (!explanations.length && Array.isArray(s.reasons)) {
       explanations = s.reasons.map(function (r) { return { signal: "linear", text: reasonText(r) }; });
     }
-    var groups = { label: [], name_words: [], linear: [], neighbour: [] };
+    var groups = { neighbour: [] };
+    Object.keys(SIGNAL_NAMES).forEach(function (signal) { groups[signal] = []; });
     explanations.forEach(function (r) {
       if (r && groups[r.signal]) {
         groups[r.signal].push(r);
       }
     });
     var parts = 0;
-    ["label", "name_words", "linear"].forEach(function (signal) {
+    Object.keys(SIGNAL_NAMES).forEach(function (signal) {
       if (!groups[signal].length) {
         return;
       }
